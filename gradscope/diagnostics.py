@@ -1,0 +1,504 @@
+"""Per-layer statistics over the ensemble, mean-field predictions, verdicts and findings.
+
+Input: one engine `Pass` and its `Params` (arrays with a leading seed axis).
+Output: `LayerReport`s, a `Summary` and `Finding`s of plain floats and strings.
+
+Thresholds (scenario `diagnostics:` block, defaults in scenario.DIAGNOSTICS_KEYS):
+a layer is *vanishing* when the median of its gradient ratio ‖∂L/∂W_l‖/‖∂L/∂W_L‖
+or of its δ ratio ‖δ_l‖/‖δ_L‖ is below `vanishing_ratio` (1e-2), *exploding*
+when either is above `exploding_ratio` (1e2), *dead* when more than
+`dead_threshold` of its units are dead, *saturated* when more than
+`saturation_threshold` of its unit-samples are saturated, *overflow* when any
+seed has NaN/Inf there. The verdict is the worst layer status in the order
+overflow > exploding > vanishing > dead > saturated > healthy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .engine import Params, Pass
+from .inits import INITS, LayerContext, bias_variance
+from .losses import LOSSES
+from .report import Finding, LayerReport, Stat, Summary
+from .scenario import Scenario
+from .theory import mean_field, predict_layers
+
+SEVERITY_ORDER = {"overflow": 5, "exploding": 4, "vanishing": 3, "dead": 2, "saturated": 1, "healthy": 0}
+QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
+SATURATION_LEVEL = 0.1   # a unit-sample is saturated when φ'(z) < 10% of max φ'
+DEAD_LEVEL = 1e-3        # a unit is dead when φ'(z) < 0.1% of max φ' for every sample of the batch
+SOFTMAX_CONFIDENT = 0.99  # an output sample is saturated when its largest softmax probability exceeds this
+EXTRAPOLATION_DEPTHS = (20, 50, 100)
+
+# Stable finding codes (README lists them).
+CODES = {
+    "overflow": "NaN or Inf in the forward or backward pass",
+    "vanishing-gradient": "early layers get a tiny fraction of the output layer's gradient",
+    "exploding-gradient": "early layers get a huge multiple of the output layer's gradient",
+    "saturated-units": "many hidden units sit in the flat region of their activation",
+    "dead-units": "ReLU-like units inactive for the whole batch",
+    "saturated-output": "output probabilities pinned near 0/1",
+    "mse-on-probabilities": "MSE/MAE/Huber on sigmoid/softmax outputs: the gradient carries ŷ(1-ŷ)",
+    "non-centered-inputs": "inputs are far from zero-mean",
+    "forward-collapse": "the forward signal shrinks layer by layer",
+    "forward-explosion": "the forward signal grows layer by layer",
+    "symmetric-init": "constant initialization: all units of a layer stay identical",
+    "update-ratio": "lr·‖∂L/∂W‖/‖W‖ far from the 1e-3 guide",
+}
+
+
+@dataclass
+class LayerArrays:
+    """Per-seed (S,) statistics of one layer, before summarizing."""
+
+    values: dict[str, np.ndarray]
+    nonfinite: np.ndarray     # (S,) bool
+    quantiles: dict[str, float | None]
+
+
+def _norm(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    return np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=axes))
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(a, dtype=np.float64) / np.asarray(b, dtype=np.float64)
+
+
+def _act_grad(scenario: Scenario, l: int, z: np.ndarray, a: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """φ'(z_l) of hidden layer l and max φ'; (None, 1) for the output layer."""
+    if l > scenario.depth:
+        return None, 1.0
+    comp = scenario.activations[l - 1]
+    act = ACTIVATIONS.get(comp.name)
+    return act.grad(z, a, **comp.params), float(act.max_grad(**comp.params))
+
+
+def layer_arrays(scenario: Scenario, params: Params, p: Pass, lr: float | None) -> list[LayerArrays]:
+    """Every per-seed statistic of every layer, shape (S,) each."""
+    L = scenario.n_layers
+    out: list[LayerArrays] = []
+    with np.errstate(all="ignore"):
+        wgn = [_norm(dw, (1, 2)) for dw in p.dW]
+        dn = [_norm(d, (1, 2)) for d in p.delta]
+        for l in range(1, L + 1):
+            z, a, W, dW = p.z[l - 1], p.a[l], params.W[l - 1], p.dW[l - 1]
+            S = W.shape[0]
+            v: dict[str, np.ndarray] = {}
+            v["weight_grad_norm"] = wgn[l - 1]
+            v["bias_grad_norm"] = _norm(p.db[l - 1], (1,)) if p.db is not None else np.full(S, np.nan)
+            v["delta_norm"] = dn[l - 1]
+            v["grad_weight_ratio"] = _div(wgn[l - 1], _norm(W, (1, 2)))
+            v["gradient_ratio"] = _div(wgn[l - 1], wgn[L - 1])
+            v["preact_mean"] = z.mean(axis=(1, 2), dtype=np.float64)
+            v["preact_std"] = z.std(axis=(1, 2), dtype=np.float64)
+            v["act_mean"] = a.mean(axis=(1, 2), dtype=np.float64)
+            v["act_std"] = a.std(axis=(1, 2), dtype=np.float64)
+            fprime, gmax = _act_grad(scenario, l, z, a)
+            act = ACTIVATIONS.get(scenario.activations[l - 1].name) if l <= scenario.depth else None
+            if act is not None and fprime is not None:
+                v["saturation"] = ((fprime < SATURATION_LEVEL * gmax).mean(axis=(1, 2), dtype=np.float64)
+                                   if act.saturating else np.zeros(S))
+                v["dead_fraction"] = ((fprime < DEAD_LEVEL * gmax).all(axis=1).mean(axis=1, dtype=np.float64)
+                                      if act.can_die else np.zeros(S))
+                v["act_grad_mean"] = fprime.mean(axis=(1, 2), dtype=np.float64)
+            else:
+                v["saturation"] = _output_saturation(scenario.output_activation, a)
+                v["dead_fraction"] = np.zeros(S)
+                v["act_grad_mean"] = np.full(S, np.nan)
+            v["mean_abs_grad"] = np.abs(dW).mean(axis=(1, 2), dtype=np.float64)
+            v["max_abs_grad"] = np.abs(dW).max(axis=(1, 2)).astype(np.float64)
+            v["delta_ratio"] = _div(dn[l - 1], dn[L - 1])
+            v["backward_gain"] = _div(dn[l - 1], dn[l]) if l < L else np.full(S, np.nan)
+            v["update_ratio"] = lr * v["grad_weight_ratio"] if lr is not None else np.full(S, np.nan)
+            nonfinite = ~(np.isfinite(z).all(axis=(1, 2)) & np.isfinite(a).all(axis=(1, 2))
+                          & np.isfinite(p.delta[l - 1]).all(axis=(1, 2)) & np.isfinite(dW).all(axis=(1, 2)))
+            absg = np.abs(dW[~nonfinite]).ravel()
+            qs = np.quantile(absg, QUANTILES) if absg.size else [None] * len(QUANTILES)
+            quant = {f"q{int(round(q * 100)):02d}": (float(x) if x is not None else None)
+                     for q, x in zip(QUANTILES, qs, strict=True)}
+            out.append(LayerArrays(v, nonfinite, quant))
+    return out
+
+
+def _output_saturation(head: str, yhat: np.ndarray) -> np.ndarray:
+    """Output layer: sigmoid unit-samples with ŷ(1-ŷ) < 0.025; softmax samples with max p > 0.99."""
+    if head == "sigmoid":
+        return (yhat * (1.0 - yhat) < SATURATION_LEVEL * 0.25).mean(axis=(1, 2), dtype=np.float64)
+    if head == "softmax":
+        return (yhat.max(axis=2) > SOFTMAX_CONFIDENT).mean(axis=1, dtype=np.float64)
+    return np.zeros(yhat.shape[0])
+
+
+def _status(med: dict[str, float | None], overflow: bool, diag: dict[str, Any], output: bool) -> str:
+    if overflow:
+        return "overflow"
+    ratios = [r for r in (med["gradient_ratio"], med["delta_ratio"]) if r is not None]
+    if not output and any(r > diag["exploding_ratio"] for r in ratios):
+        return "exploding"
+    if not output and any(r < diag["vanishing_ratio"] for r in ratios):
+        return "vanishing"
+    if (med["dead_fraction"] or 0.0) > diag["dead_threshold"]:
+        return "dead"
+    if (med["saturation"] or 0.0) > diag["saturation_threshold"]:
+        return "saturated"
+    return "healthy"
+
+
+# ---------------------------------------------------------------- theory
+
+
+def theory_for(scenario: Scenario, x: np.ndarray) -> tuple[dict[str, Any], Any]:
+    """Mean-field figures for the scenario (summary dict) and per-layer predictions (or None)."""
+    init = INITS.get(scenario.init.name)
+    info: dict[str, Any] = {"applies": True, "caveats": []}
+    if scenario.init.name in ("orthogonal", "zeros", "constant"):
+        why = {"orthogonal": "orthogonal weights are not i.i.d. Gaussian (the theory of dynamical isometry "
+                             "applies instead)",
+               "zeros": "zero weights carry no signal", "constant": "constant weights are not random"}
+        return {"applies": False, "reason": why[scenario.init.name]}, None
+    if scenario.init.name == "normal" and scenario.init.params.get("mean", 0.0) != 0.0:
+        return {"applies": False, "reason": "weights with a non-zero mean"}, None
+    sizes = scenario.sizes
+    L = scenario.n_layers
+    ctxs = [LayerContext(scenario.layer_activation(l),
+                         dict(scenario.activations[l - 1].params) if l <= scenario.depth else {})
+            for l in range(1, L + 1)]
+    sw2 = [sizes[l - 1] * float(init.variance(sizes[l - 1], sizes[l], ctxs[l - 1], **scenario.init.params))
+           for l in range(1, L + 1)]
+    sb2 = [bias_variance(scenario.bias_init.name, dict(scenario.bias_init.params), sizes[l - 1])
+           if scenario.bias else 0.0 for l in range(1, L + 1)]
+    acts = [(a.name, dict(a.params)) for a in scenario.activations]
+    input_sq = float(np.mean(np.sum(np.square(x, dtype=np.float64), axis=-1)))
+    pred = predict_layers(sizes, acts, sw2, sb2, input_sq) if L >= 1 else None
+    if scenario.depth > 0 and len({(a, tuple(sorted(p.items()))) for a, p in acts}) == 1 \
+            and len(set(sw2[1:L - 1] or sw2[:1])) == 1:
+        hidden_sw2 = sw2[1] if L > 2 else sw2[0]
+        mf = mean_field(acts[0][0], hidden_sw2, sb2[1] if L > 2 else sb2[0], acts[0][1])
+        info.update({"activation": mf.activation, "sigma_w2": hidden_sw2, "sigma_b2": mf.sigma_b2,
+                     "chi1": mf.chi1, "q_star": mf.q_star, "depth_scale_grad": mf.depth_scale_grad,
+                     "depth_scale_q": mf.depth_scale_q})
+        if mf.note:
+            info["caveats"].append(mf.note)
+    else:
+        info["caveats"].append("hidden layers differ in activation or σ_w²: no single χ₁; per-layer "
+                               "predictions only")
+    narrow = min(sizes[1:-1]) if scenario.depth else sizes[-1]
+    if narrow < 32:
+        info["caveats"].append(f"layers as narrow as {narrow} units: mean-field is a wide-network limit, "
+                               "finite-width fluctuations are large")
+    if not init.gaussian:
+        info["caveats"].append("uniform weights: pre-activations are Gaussian only by the central limit "
+                               "theorem (wide layers)")
+    if not scenario.center and abs(float(np.mean(x))) > 0.1 * (float(np.std(x)) + 1e-12):
+        info["caveats"].append("inputs are not zero-centered")
+    return info, pred
+
+
+# ---------------------------------------------------------------- the report
+
+
+@dataclass
+class Diagnosis:
+    layers: list[LayerReport]
+    summary: Summary
+    findings: list[Finding]
+    per_seed: dict[str, np.ndarray]
+
+
+def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool = True) -> Diagnosis:
+    """Per-layer statistics over seeds, status per layer, verdict, theory and findings."""
+    lr = float(scenario.train["lr"]) if scenario.train else None
+    diag = dict(scenario.diagnostics)
+    arrays = layer_arrays(scenario, params, p, lr)
+    L = scenario.n_layers
+    theory, pred = theory_for(scenario, p.x) if with_theory else ({"applies": False}, None)
+
+    layers: list[LayerReport] = []
+    for l, la in enumerate(arrays, start=1):
+        stats = {k: Stat.of(v) for k, v in la.values.items()}
+        med = {k: s.median for k, s in stats.items()}
+        status = _status(med, bool(la.nonfinite.any()), diag, output=(l == L))
+        layers.append(LayerReport(
+            layer=l, fan_in=scenario.sizes[l - 1], fan_out=scenario.sizes[l],
+            activation=scenario.layer_activation(l), status=status, stats=stats, grad_quantiles=la.quantiles,
+            nonfinite_seeds=int(la.nonfinite.sum()),
+            predicted_gradient_ratio=_clean(pred.gradient_ratio[l - 1]) if pred else None,
+            predicted_delta_ratio=_clean(pred.delta_ratio[l - 1]) if pred else None))
+
+    per_seed = {f"{k}{l}": la.values[k] for l, la in enumerate(arrays, start=1) for k in la.values}
+    wgn = np.stack([la.values["weight_grad_norm"] for la in arrays])  # (L, S)
+    with np.errstate(all="ignore"):
+        spread = _div(wgn.max(axis=0), wgn.min(axis=0))
+    overflow_seeds = np.stack([la.nonfinite for la in arrays]).any(axis=0)
+    verdict = max((layer.status for layer in layers), key=lambda s: SEVERITY_ORDER[s], default="healthy")
+
+    # backward gain: geometric mean over hidden layers, per seed; fitted rate over depth
+    gains = np.stack([la.values["backward_gain"] for la in arrays[:-1]]) if L > 1 else np.zeros((0, 1))
+    with np.errstate(all="ignore"):
+        geo = np.exp(np.mean(np.log(gains), axis=0)) if L > 1 else np.full(1, np.nan)
+        measured_factor = np.exp(np.mean(np.log(gains[: max(L - 1, 1)] ** 2), axis=0)) if L > 1 else None
+    mean_gain = Stat.of(geo).median
+    extrapolation = _extrapolate(layers)
+    if pred is not None and L > 1 and measured_factor is not None:
+        chis = [c for c in pred.chi[:-1] if c is not None]
+        theory["predicted_backward_factor"] = _clean(math.exp(np.mean(np.log(chis)))) if chis and min(
+            chis) > 0 else None
+        theory["measured_backward_factor"] = Stat.of(measured_factor).median
+    summary = Summary(verdict=verdict, gradient_spread=Stat.of(spread).median, loss=Stat.of(p.loss),
+                      seeds=scenario.seeds, n_layers=L, overflow_seeds=int(overflow_seeds.sum()),
+                      mean_backward_gain=mean_gain, extrapolation=extrapolation,
+                      chi1=_clean(theory.get("chi1")), q_star=_clean(theory.get("q_star")), theory=theory, lr=lr)
+    findings = find(scenario, params, p, layers, arrays, summary)
+    return Diagnosis(layers, summary, findings, per_seed)
+
+
+def _clean(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _extrapolate(layers: list[LayerReport]) -> dict[str, Any]:
+    """Fit log‖δ_l‖ (median over seeds) linearly over l; extrapolate layer 1's ratio to deeper nets."""
+    pts = [(lay.layer, lay.median("delta_norm")) for lay in layers]
+    pts = [(l, v) for l, v in pts if v is not None and v > 0]
+    if len(pts) < 3:
+        return {}
+    ls = np.array([l for l, _ in pts], dtype=float)
+    logs = np.log([v for _, v in pts])
+    slope = float(np.polyfit(ls, logs, 1)[0])
+    per_layer = math.exp(-slope)  # ‖δ_l‖/‖δ_{l+1}‖
+    out: dict[str, Any] = {"per_layer_factor": per_layer}
+    for depth in EXTRAPOLATION_DEPTHS:
+        with np.errstate(over="ignore"):
+            out[f"layer1_ratio_at_depth_{depth}"] = _clean(per_layer ** (depth - 1))
+    return out
+
+
+# ---------------------------------------------------------------- findings
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e4:
+        return f"{x:.3g}"
+    return f"{x:.2g}"
+
+
+def _ranges(ls: list[int]) -> str:
+    if not ls:
+        return ""
+    if len(ls) == 1:
+        return f"layer {ls[0]}"
+    if ls == list(range(ls[0], ls[-1] + 1)):
+        return f"layers {ls[0]}–{ls[-1]}"
+    return "layers " + ", ".join(map(str, ls))
+
+
+def _remedy_vanishing(scenario: Scenario, acts: set[str]) -> str:
+    init = scenario.init.name
+    if acts & {"sigmoid"}:
+        return ("use relu with he_normal init, or tanh with xavier_uniform; sigmoid's derivative is at most 0.25 "
+                "so every sigmoid layer divides the gradient by 4 or more")
+    if acts & {"relu", "leaky_relu", "elu", "gelu", "silu", "selu", "softplus"} and init not in (
+            "he_normal", "he_uniform"):
+        return (f"use he_normal (std √(2/fan_in)) instead of {init}: ReLU zeroes half of its inputs, so the "
+                "weights need twice the variance to keep the signal constant")
+    if acts & {"tanh", "softsign", "hardtanh"}:
+        return (f"use xavier_uniform or xavier_normal (with gain: auto = calculate_gain('tanh') = 5/3 for deep "
+                f"nets) instead of {init}, so that σ_w² ≈ 1 and χ₁ ≈ 1")
+    return "use an init whose σ_w² makes χ₁ ≈ 1 (he_normal for ReLU-like, xavier for tanh), or fewer layers"
+
+
+def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport], arrays: list[LayerArrays],
+         summary: Summary) -> list[Finding]:
+    """Findings with stable codes, the layers concerned, a cause in numbers and a remedy."""
+    out: list[Finding] = []
+    L = scenario.n_layers
+    diag = scenario.diagnostics
+    hidden = layers[:-1]
+    act_names = {scenario.layer_activation(l) for l in range(1, L)}
+
+    # overflow: first layer (forward order) and first seed where NaN/Inf appears
+    bad = [(lay.layer, np.flatnonzero(arrays[lay.layer - 1].nonfinite)) for lay in layers if lay.nonfinite_seeds]
+    if bad:
+        first_l, seeds_bad = bad[0]
+        fwd = _first_nonfinite_forward(p)
+        where = f"the forward pass at layer {fwd[0]} (seed {fwd[1]})" if fwd else (
+            f"the backward pass at layer {first_l} (seed {int(seeds_bad[0])})")
+        out.append(Finding("overflow", "error", tuple(lay for lay, _ in bad),
+                           f"NaN/Inf first appears in {where}; {summary.overflow_seeds} of {scenario.seeds} seeds "
+                           f"are affected, statistics use the finite seeds only",
+                           "lower the init scale (e.g. xavier_uniform or he_normal instead of a large std), "
+                           "check the input scale, or use float64"))
+
+    # symmetric init
+    if scenario.init.name in ("zeros", "constant"):
+        out.append(Finding("symmetric-init", "error", tuple(range(1, L + 1)),
+                           f"{scenario.init.name} init gives every unit of a layer the same weights, so they get "
+                           "the same gradient and stay identical; with zeros, hidden gradients are exactly 0",
+                           "use a random init: he_normal for ReLU-like, xavier_uniform for tanh/sigmoid"))
+
+    # vanishing / exploding
+    van = [lay for lay in hidden if lay.status == "vanishing"]
+    exp = [lay for lay in hidden if lay.status == "exploding"]
+    first = layers[0]
+    ratio1 = first.median("gradient_ratio")
+    dratio1 = first.median("delta_ratio")
+    gain = summary.mean_backward_gain
+    chi1 = summary.chi1
+    chi_txt = f"; mean-field χ₁ = {_fmt(chi1)} predicts a factor √χ₁ = {_fmt(math.sqrt(chi1))}" if chi1 else ""
+    if van:
+        cause = [f"layer 1 gets {_fmt(ratio1)} of the output layer's weight gradient and its δ is "
+                 f"{_fmt(dratio1)} of the output's; each layer multiplies ‖δ‖ by {_fmt(gain)} on the way back"
+                 f"{chi_txt}"]
+        sig = [lay for lay in hidden if lay.activation == "sigmoid"]
+        if sig:
+            dmean = [lay.median("act_grad_mean") for lay in sig]
+            prod = float(np.prod([d for d in dmean if d is not None]))
+            cause.insert(0, f"{len(sig)} sigmoid layers: each σ' ≤ 0.25, measured mean σ' "
+                         f"{_fmt(float(np.mean([d for d in dmean if d is not None])))}, product {_fmt(prod)} "
+                         f"between layer 1 and the output (bound 0.25^{len(sig)} = {_fmt(0.25 ** len(sig))})")
+        out.append(Finding("vanishing-gradient", "error", tuple(lay.layer for lay in van),
+                           f"{_ranges([lay.layer for lay in van])} below the vanishing ratio "
+                           f"{_fmt(diag['vanishing_ratio'])}: " + "; ".join(cause),
+                           _remedy_vanishing(scenario, act_names)))
+    if exp:
+        sw2 = summary.theory.get("sigma_w2")
+        std_txt = ""
+        if scenario.init.name in ("normal", "uniform"):
+            n = scenario.sizes[1] if scenario.depth else scenario.sizes[0]
+            std_txt = (f" With fan_in {n}, init std {_fmt(math.sqrt(INITS.get(scenario.init.name).variance(n, n, LayerContext(), **scenario.init.params)))}"  # noqa: E501
+                       f" gives σ_w² = {_fmt(sw2)}; each layer's weights multiply the signal by about √σ_w².")
+        if "relu" in act_names:
+            target = "he_normal (std √(2/fan_in))"
+        elif act_names <= {"identity"}:
+            target = "lecun_normal (std √(1/fan_in))"
+        else:
+            target = "xavier_uniform / xavier_normal (std √(2/(fan_in+fan_out)))"
+        out.append(Finding("exploding-gradient", "error", tuple(lay.layer for lay in exp),
+                           f"{_ranges([lay.layer for lay in exp])} above the exploding ratio "
+                           f"{_fmt(diag['exploding_ratio'])}: layer 1's δ is {_fmt(dratio1)}× the output's, "
+                           f"its weight gradient {_fmt(ratio1)}×; each layer multiplies ‖δ‖ by {_fmt(gain)} "
+                           f"on the way back{chi_txt}.{std_txt}",
+                           f"use a smaller init scale: {target}, or gradient clipping while training"))
+
+    # saturated / dead hidden units
+    sat = [lay for lay in hidden if (lay.median("saturation") or 0) > diag["saturation_threshold"]]
+    if sat:
+        worst = max(sat, key=lambda lay: lay.median("saturation") or 0)
+        out.append(Finding("saturated-units", "warning", tuple(lay.layer for lay in sat),
+                           f"{_ranges([lay.layer for lay in sat])}: up to {_fmt(100 * (worst.median('saturation') or 0))}% "  # noqa: E501
+                           f"of unit-samples have φ'(z) below 10% of its maximum (layer {worst.layer}: pre-activation "
+                           f"std {_fmt(worst.median('preact_std'))}); little gradient passes through them",
+                           "shrink the pre-activations: xavier init instead of a large std, zero-centered and "
+                           "standardized inputs, or a non-saturating activation (relu + he_normal)"))
+    dead = [lay for lay in hidden if (lay.median("dead_fraction") or 0) > 0.1]
+    if dead:
+        worst = max(dead, key=lambda lay: lay.median("dead_fraction") or 0)
+        bias_txt = ""
+        if params.b is not None:
+            bmean = float(np.mean(params.b[worst.layer - 1]))
+            bias_txt = f", mean bias {_fmt(bmean)}"
+        severity = "error" if (worst.median("dead_fraction") or 0) > diag["dead_threshold"] else "warning"
+        out.append(Finding("dead-units", severity, tuple(lay.layer for lay in dead),
+                           f"{_ranges([lay.layer for lay in dead])}: up to {_fmt(100 * (worst.median('dead_fraction') or 0))}% "  # noqa: E501
+                           f"of units are inactive for all {scenario.batch_size} samples (layer {worst.layer}: "
+                           f"pre-activation mean {_fmt(worst.median('preact_mean'))}{bias_txt}); they get no "
+                           "gradient and cannot recover",
+                           "use leaky_relu or gelu, keep bias_init at zeros (or a small positive constant), "
+                           "and he_normal init"))
+
+    # the output: MSE on probabilities, saturated outputs
+    loss = LOSSES.get(scenario.loss.name)
+    head = scenario.output_activation
+    out_layer = layers[-1]
+    if not loss.classification and head in ("sigmoid", "softmax"):
+        yhat = p.a[-1]
+        factor = float(np.mean(yhat * (1.0 - yhat)))
+        better = "cross_entropy" if head == "softmax" else "bce"
+        wrong = _confidently_wrong(p, head)
+        out.append(Finding("mse-on-probabilities", "warning", (L,),
+                           f"{scenario.loss.name} on {head} outputs: ∂L/∂z carries the factor ŷ(1-ŷ) (mean "
+                           f"{_fmt(factor)} here, at most 0.25), so the gradient vanishes exactly when a prediction "
+                           f"is confidently wrong ({_fmt(100 * wrong)}% of samples give the true class p < 0.1)",
+                           f"use {better}: its gradient at the logits is ŷ - y, which stays near -1 when the "
+                           "prediction is confidently wrong"))
+    if head in ("sigmoid", "softmax") and (out_layer.median("saturation") or 0) > diag["saturation_threshold"]:
+        out.append(Finding("saturated-output", "warning", (L,),
+                           f"{_fmt(100 * (out_layer.median('saturation') or 0))}% of {head} outputs are pinned "
+                           f"near 0/1 at initialization (logit std {_fmt(out_layer.median('preact_std'))})",
+                           "scale the output layer's init down so that the initial logits are O(1)"))
+
+    # inputs
+    x = p.x
+    col_mean, col_std = x.mean(axis=0), x.std(axis=0)
+    rel = float(np.median(np.abs(col_mean) / (col_std + 1e-12)))
+    if rel > 0.5:
+        out.append(Finding("non-centered-inputs", "warning", (1,),
+                           f"input features have |mean|/std = {_fmt(rel)} (median over features): all of a first-"
+                           "layer unit's weight gradients ∂L/∂W_ij = Σ x_i δ_j share the sign of δ_j, so the "
+                           "weights can only move together (zig-zag updates)",
+                           "set data.center: true (subtract the mean) or standardize the inputs"))
+
+    # forward signal
+    if scenario.depth >= 2:
+        s_first = hidden[0].median("preact_std")
+        s_last = hidden[-1].median("preact_std")
+        if s_first and s_last is not None and s_first > 0:
+            r = s_last / s_first
+            if r < 1e-2:
+                out.append(Finding("forward-collapse", "warning", tuple(lay.layer for lay in hidden),
+                                   f"the pre-activation std falls from {_fmt(s_first)} (layer 1) to {_fmt(s_last)} "
+                                   f"(layer {hidden[-1].layer}), a factor {_fmt(r)}: deep layers see almost no "
+                                   "signal",
+                                   "raise the init variance to the activation's critical value (he_normal for "
+                                   "ReLU, xavier for tanh)"))
+            elif r > 1e2:
+                out.append(Finding("forward-explosion", "warning", tuple(lay.layer for lay in hidden),
+                                   f"the pre-activation std grows from {_fmt(s_first)} (layer 1) to {_fmt(s_last)} "
+                                   f"(layer {hidden[-1].layer}), a factor {_fmt(r)}",
+                                   "lower the init variance (he_normal for ReLU, xavier for tanh)"))
+
+    # update ratio
+    if summary.lr is not None:
+        ur = [(lay.layer, lay.median("update_ratio")) for lay in layers]
+        guide = diag["update_ratio_guide"]
+        off = [(l, u) for l, u in ur if u is not None and (u > 10 * guide or u < 0.01 * guide)]
+        if off:
+            l0, u0 = max(off, key=lambda t: abs(math.log10(t[1] / guide)) if t[1] > 0 else 99)
+            out.append(Finding("update-ratio", "info", tuple(l for l, _ in off),
+                               f"lr·‖∂L/∂W‖/‖W‖ is {_fmt(u0)} at layer {l0} (lr {_fmt(summary.lr)}), against the "
+                               f"usual guide of about {_fmt(guide)}",
+                               "adjust the learning rate so that one step changes the weights by about 0.1%"))
+    return out
+
+
+def _confidently_wrong(p: Pass, head: str) -> float:
+    yhat = p.a[-1]
+    t = p.target
+    if head == "softmax" and t.ndim == 2:
+        true_p = (yhat * t[None]).sum(axis=-1)
+        return float(np.mean(true_p < 0.1))
+    if head == "sigmoid" and t.ndim == 2:
+        return float(np.mean(np.abs(yhat - t[None]) > 0.9))
+    return 0.0
+
+
+def _first_nonfinite_forward(p: Pass) -> tuple[int, int] | None:
+    for l, z in enumerate(p.z, start=1):
+        bad = ~np.isfinite(z).all(axis=(1, 2)) | ~np.isfinite(p.a[l]).all(axis=(1, 2))
+        if bad.any():
+            return l, int(np.flatnonzero(bad)[0])
+    return None

@@ -1,0 +1,214 @@
+"""Forward and backward passes over a whole ensemble at once.
+
+Shapes: S seeds, B samples, layer widths n_0..n_L. Inputs x (B, n_0) are
+shared by the ensemble; weights W_l (S, n_{l-1}, n_l), biases b_l (S, n_l);
+pre-activations z_l and activations a_l (S, B, n_l). A linear layer is
+z = a @ W + b. No Python loop over seeds or samples in the passes; the only
+per-seed loop draws each member's weights from its own random stream, so
+seed k's weights never depend on how many seeds there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .datasets import Data, make_data
+from .errors import GradscopeError
+from .inits import INITS, LayerContext, sample_bias
+from .losses import CLASS, DISTRIBUTION, LOSSES, MULTILABEL
+from .scenario import Scenario
+
+Array = np.ndarray
+
+
+@dataclass
+class Params:
+    """W[l-1]: (S, n_{l-1}, n_l); b[l-1]: (S, n_l), or None for a network without biases."""
+
+    W: list[Array]
+    b: list[Array] | None
+
+
+@dataclass
+class Pass:
+    """One forward + backward pass. Lists are indexed l-1 for layer l (a[0] is x, a[l] after layer l)."""
+
+    x: Array                 # (B, n_0)
+    target: Array            # as the loss sees it: labels (B,) or (B, k)
+    z: list[Array]           # (S, B, n_l)
+    a: list[Array]           # a[0] = x (B, n_0); a[l] = φ(z_l) (S, B, n_l); a[L] = head(z_L)
+    delta: list[Array]       # ∂L/∂z_l (S, B, n_l)
+    dW: list[Array]          # (S, n_{l-1}, n_l)
+    db: list[Array] | None   # (S, n_l)
+    loss: Array              # (S,)
+
+
+def seed_streams(seed: int, seeds: int) -> tuple[np.random.SeedSequence, list[np.random.SeedSequence]]:
+    """(data stream, one weight stream per ensemble member); member k's stream ignores `seeds`."""
+    data_ss, weight_ss = np.random.SeedSequence(seed).spawn(2)
+    return data_ss, weight_ss.spawn(seeds)
+
+
+def float_dtype(scenario: Scenario) -> type:
+    return np.float32 if scenario.dtype == "float32" else np.float64
+
+
+def draw_data(scenario: Scenario, n: int | None = None) -> Data:
+    """The scenario's data, drawn once from the data stream (shared by the whole ensemble)."""
+    data_ss, _ = seed_streams(scenario.seed, 0)
+    rng = np.random.default_rng(data_ss)
+    return make_data(scenario.data.name, dict(scenario.data.params), rng, n or scenario.batch_size,
+                     scenario.sizes[0], scenario.sizes[-1], scenario.center)
+
+
+def loss_target(scenario: Scenario, data: Data) -> Array:
+    """The target array in the form the scenario's loss needs."""
+    kind = LOSSES.get(scenario.loss.name).target
+    dtype = float_dtype(scenario)
+    k = scenario.sizes[-1]
+    if kind == CLASS:
+        return data.labels.astype(np.int64)
+    if kind == MULTILABEL:
+        return data.multilabel.astype(dtype)
+    if kind == DISTRIBUTION:
+        return data.probs.astype(dtype)
+    # regression-style losses: one-hot / 0-1 targets when the output is a probability
+    if scenario.output_activation == "softmax":
+        onehot = np.zeros((data.labels.shape[0], k), dtype=dtype)
+        onehot[np.arange(data.labels.shape[0]), np.minimum(data.labels, k - 1)] = 1.0
+        return onehot
+    if scenario.output_activation == "sigmoid":
+        return data.multilabel.astype(dtype)
+    return data.values.astype(dtype)
+
+
+def init_params(scenario: Scenario) -> Params:
+    """Draw every member's weights and biases from its own stream; stacked over the seed axis."""
+    _, members = seed_streams(scenario.seed, scenario.seeds)
+    init = INITS.get(scenario.init.name)
+    L = scenario.n_layers
+    ctxs = [LayerContext(scenario.layer_activation(l),
+                         dict(scenario.activations[l - 1].params) if l <= scenario.depth else {})
+            for l in range(1, L + 1)]
+    dtype = float_dtype(scenario)
+    Ws: list[list[Array]] = [[] for _ in range(L)]
+    bs: list[list[Array]] = [[] for _ in range(L)]
+    for ss in members:  # drawing only: each member owns a generator
+        rng = np.random.default_rng(ss)
+        for l in range(1, L + 1):
+            fi, fo = scenario.sizes[l - 1], scenario.sizes[l]
+            Ws[l - 1].append(init.sample(rng, fi, fo, ctxs[l - 1], **scenario.init.params))
+            if scenario.bias:
+                bs[l - 1].append(sample_bias(scenario.bias_init.name, dict(scenario.bias_init.params), rng,
+                                             fi, fo, ctxs[l - 1]))
+    W = [np.stack(w).astype(dtype) for w in Ws]
+    b = [np.stack(v).astype(dtype) for v in bs] if scenario.bias else None
+    return Params(W, b)
+
+
+def forward(scenario: Scenario, params: Params, x: Array) -> tuple[list[Array], list[Array]]:
+    """z_l = a_{l-1} @ W_l + b_l, a_l = φ_l(z_l); returns (z list, a list with a[0] = x)."""
+    z_list: list[Array] = []
+    a_list: list[Array] = [x]
+    a = x
+    for l in range(1, scenario.n_layers + 1):
+        z = a @ params.W[l - 1]
+        if params.b is not None:
+            z = z + params.b[l - 1][:, None, :]
+        if l <= scenario.depth:
+            act = scenario.activations[l - 1]
+            a = ACTIVATIONS.get(act.name).fn(z, **act.params)
+        else:
+            a = OUTPUT_ACTIVATIONS.get(scenario.output_activation).fn(z)
+        z_list.append(z)
+        a_list.append(a)
+    return z_list, a_list
+
+
+def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array], delta_out: Array
+             ) -> tuple[list[Array], list[Array], list[Array] | None]:
+    """Backprop δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ φ'(z_l); dW_l = a_{l-1}ᵀ δ_l, db_l = Σ_batch δ_l."""
+    L = scenario.n_layers
+    delta: list[Array] = [delta_out] * L
+    dW: list[Array] = [delta_out] * L
+    db: list[Array] | None = [delta_out] * L if params.b is not None else None
+    d = delta_out
+    for l in range(L, 0, -1):
+        delta[l - 1] = d
+        dW[l - 1] = np.swapaxes(a[l - 1], -1, -2) @ d
+        if db is not None:
+            db[l - 1] = d.sum(axis=-2)
+        if l > 1:
+            act = scenario.activations[l - 2]
+            fprime = ACTIVATIONS.get(act.name).grad(z[l - 2], a[l - 1], **act.params)
+            d = (d @ np.swapaxes(params.W[l - 1], -1, -2)) * fprime
+    return delta, dW, db
+
+
+def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Array, Array]:
+    """Loss per seed (S,) and ∂L/∂z_L (S, B, k)."""
+    loss = LOSSES.get(scenario.loss.name)
+    head = OUTPUT_ACTIVATIONS.get(scenario.output_activation)
+    return loss.compute(z_out, target, head, **scenario.loss.params)
+
+
+def run_pass(scenario: Scenario, params: Params, x: Array, target: Array) -> Pass:
+    """Forward, loss and backward for the whole ensemble. Overflow is data: never raises or warns."""
+    with np.errstate(all="ignore"):
+        z, a = forward(scenario, params, x)
+        loss, delta_out = loss_and_grad(scenario, z[-1], target)
+        delta, dW, db = backward(scenario, params, z, a, delta_out.astype(z[-1].dtype, copy=False))
+    return Pass(x=x, target=target, z=z, a=a, delta=delta, dW=dW, db=db, loss=loss)
+
+
+def estimate_bytes(scenario: Scenario, batch: int | None = None) -> int:
+    """Peak bytes of one pass: z, a, δ and a temporary per layer; W, dW (and Adam's two moments)."""
+    S = scenario.seeds
+    B = batch or scenario.batch_size
+    item = np.dtype(float_dtype(scenario)).itemsize
+    units = sum(scenario.sizes[1:])
+    weights = sum(fi * fo + fo for fi, fo in zip(scenario.sizes[:-1], scenario.sizes[1:], strict=True))
+    copies = 3 + (3 if scenario.train else 0)
+    return int(item * S * (4 * B * units + copies * weights) + 8 * B * scenario.sizes[0] * 2)
+
+
+def check_memory(scenario: Scenario, max_bytes: int, batch: int | None = None) -> None:
+    """Refuse, before allocating, a scenario whose arrays would not fit in max_bytes."""
+    need = estimate_bytes(scenario, batch)
+    if need > max_bytes:
+        raise GradscopeError(
+            f"{scenario.source}: this scenario needs about {_human(need)} of arrays (seeds={scenario.seeds}, "
+            f"batch={batch or scenario.batch_size}, layer sizes {list(scenario.sizes)}), over the "
+            f"{_human(max_bytes)} limit. Use fewer seeds, a smaller batch or narrower layers, "
+            "or raise the limit with --max-memory.")
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def parse_size(text: str) -> int:
+    """'2GiB', '512M', '1e9' -> bytes."""
+    t = text.strip().lower().replace(" ", "")
+    units = {"tib": 2**40, "gib": 2**30, "mib": 2**20, "kib": 2**10, "tb": 10**12, "gb": 10**9,
+             "mb": 10**6, "kb": 10**3, "t": 2**40, "g": 2**30, "m": 2**20, "k": 2**10, "b": 1}
+    for suffix, mult in units.items():
+        if t.endswith(suffix):
+            number = t[: -len(suffix)]
+            break
+    else:
+        number, mult = t, 1
+    try:
+        value = float(number) * mult
+    except ValueError:
+        raise GradscopeError(f"--max-memory '{text}': expected a size such as 2GiB, 512MiB or 1e9") from None
+    if value <= 0:
+        raise GradscopeError(f"--max-memory '{text}': must be positive")
+    return int(value)

@@ -1,0 +1,150 @@
+"""Plain frozen dataclasses of floats and strings; `to_dict()` is exactly the JSON of SPEC §3."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+STAT_KEYS = ("median", "mean", "std", "min", "max", "q10", "q90")
+
+# Per-layer statistics, in JSON and table order. The first eleven are SPEC §3's contract.
+LAYER_STATS = ("weight_grad_norm", "bias_grad_norm", "delta_norm", "grad_weight_ratio", "gradient_ratio",
+               "preact_mean", "preact_std", "act_mean", "act_std", "saturation", "dead_fraction",
+               "mean_abs_grad", "max_abs_grad", "delta_ratio", "backward_gain", "update_ratio", "act_grad_mean")
+
+
+def _f(x: Any) -> float | None:
+    """A JSON-safe float: None for NaN/Inf."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A statistic over the ensemble: median, mean, std, min, max, q10, q90 of the finite seeds."""
+
+    median: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    q10: float | None = None
+    q90: float | None = None
+
+    @classmethod
+    def of(cls, values: np.ndarray | None) -> Stat:
+        if values is None:
+            return cls()
+        v = np.asarray(values, dtype=np.float64).ravel()
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return cls()
+        q10, med, q90 = np.quantile(v, [0.1, 0.5, 0.9])
+        return cls(median=_f(med), mean=_f(v.mean()), std=_f(v.std()), min=_f(v.min()), max=_f(v.max()),
+                   q10=_f(q10), q90=_f(q90))
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {k: getattr(self, k) for k in STAT_KEYS}
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One linear layer l (1 = first hidden layer, L = output layer) summarized over the ensemble."""
+
+    layer: int
+    fan_in: int
+    fan_out: int
+    activation: str
+    status: str
+    stats: dict[str, Stat]
+    grad_quantiles: dict[str, float | None]   # |∂L/∂W| entries pooled over seeds: q01..q99
+    nonfinite_seeds: int = 0
+    predicted_gradient_ratio: float | None = None
+    predicted_delta_ratio: float | None = None
+
+    def median(self, key: str) -> float | None:
+        return self.stats[key].median
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"layer": self.layer, "fan_in": self.fan_in, "fan_out": self.fan_out,
+                               "activation": self.activation, "status": self.status}
+        for k in LAYER_STATS:
+            out[k] = self.stats[k].to_dict()
+        out["grad_quantiles"] = dict(self.grad_quantiles)
+        out["predicted_gradient_ratio"] = self.predicted_gradient_ratio
+        out["predicted_delta_ratio"] = self.predicted_delta_ratio
+        out["nonfinite_seeds"] = self.nonfinite_seeds
+        return out
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A diagnosis: stable code, severity (error | warning | info), layers, cause in numbers, remedy."""
+
+    code: str
+    severity: str
+    layers: tuple[int, ...]
+    message: str
+    hint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "severity": self.severity, "layers": list(self.layers),
+                "message": self.message, "hint": self.hint}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Whole-network figures: verdict, gradient spread, loss, backward gain and theory."""
+
+    verdict: str
+    gradient_spread: float | None
+    loss: Stat
+    seeds: int
+    n_layers: int
+    overflow_seeds: int = 0
+    mean_backward_gain: float | None = None     # geometric mean of ‖δ_l‖/‖δ_{l+1}‖ over hidden layers
+    extrapolation: dict[str, Any] = field(default_factory=dict)
+    chi1: float | None = None
+    q_star: float | None = None
+    theory: dict[str, Any] = field(default_factory=dict)
+    lr: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "gradient_spread": self.gradient_spread, "loss": self.loss.to_dict(),
+                "seeds": self.seeds, "n_layers": self.n_layers, "overflow_seeds": self.overflow_seeds,
+                "mean_backward_gain": self.mean_backward_gain, "extrapolation": dict(self.extrapolation),
+                "chi1": self.chi1, "q_star": self.q_star, "theory": dict(self.theory), "lr": self.lr}
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The result of `gradscope.run`. `to_dict()` is the JSON; `arrays` keeps the per-seed engine arrays."""
+
+    version: str
+    scenario: dict[str, Any]
+    summary: Summary
+    layers: tuple[LayerReport, ...]
+    findings: tuple[Finding, ...]
+    history: tuple[dict[str, Any], ...] | None = None
+    training: dict[str, Any] | None = None
+    label: str | None = None
+    arrays: Any = field(default=None, compare=False, repr=False)
+    per_seed: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.label is not None:
+            out["label"] = self.label
+        out.update({"gradscope_version": self.version, "scenario": self.scenario,
+                    "summary": self.summary.to_dict(), "layers": [layer.to_dict() for layer in self.layers],
+                    "findings": [f.to_dict() for f in self.findings]})
+        if self.history is not None:
+            out["history"] = list(self.history)
+        if self.training is not None:
+            out["training"] = self.training
+        return out

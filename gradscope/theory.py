@@ -1,0 +1,159 @@
+"""Mean-field theory of signal propagation (Poole et al. 2016, Schoenholz et al. 2017).
+
+For a wide network with i.i.d. zero-mean weights of variance σ_w²/fan_in and
+biases of variance σ_b², pre-activations are Gaussian with variance q_l:
+
+    length map      q_l   = σ_w² E[φ(√q_{l-1} z)²] + σ_b²,          z ~ N(0, 1)
+    backward factor χ(q)  = σ_w² E[φ'(√q z)²]      (‖δ_l‖² = χ(q_l) ‖δ_{l+1}‖²)
+
+χ₁ = χ(q*) at the fixed point q* of the length map; χ₁ < 1 is the ordered
+phase (gradients vanish as χ₁^(depth/2)), χ₁ > 1 the chaotic phase (they
+explode). Expectations are Gauss–Hermite quadrature with an even number of
+nodes (no node at the kink of ReLU-like functions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(200)
+_WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)
+
+Fn = Callable[[np.ndarray], np.ndarray]
+
+
+def gaussian_expectation(f: Fn, q: float) -> float:
+    """E[f(√q z)] for z ~ N(0, 1)."""
+    x = math.sqrt(max(q, 0.0)) * _NODES
+    return float(np.dot(_WEIGHTS, f(x)))
+
+
+def _phi(name: str, params: dict[str, Any] | None = None) -> tuple[Fn, Fn]:
+    act = ACTIVATIONS.get(name)
+    p = dict(params or {})
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        return act.fn(x, **p)
+
+    def grad(x: np.ndarray) -> np.ndarray:
+        return act.grad(x, act.fn(x, **p), **p)
+
+    return fn, grad
+
+
+def length_map(q: float, sigma_w2: float, sigma_b2: float, activation: str,
+               params: dict[str, Any] | None = None) -> float:
+    """q_next = σ_w² E[φ(√q z)²] + σ_b²."""
+    fn, _ = _phi(activation, params)
+    return sigma_w2 * gaussian_expectation(lambda x: fn(x) ** 2, q) + sigma_b2
+
+
+def chi(q: float, sigma_w2: float, activation: str, params: dict[str, Any] | None = None) -> float:
+    """Backward factor χ(q) = σ_w² E[φ'(√q z)²]: the expected ‖δ_l‖²/‖δ_{l+1}‖²."""
+    _, grad = _phi(activation, params)
+    return sigma_w2 * gaussian_expectation(lambda x: grad(x) ** 2, q)
+
+
+def fixed_point(sigma_w2: float, sigma_b2: float, activation: str, params: dict[str, Any] | None = None,
+                q0: float = 1.0, tol: float = 1e-13, max_iter: int = 100_000) -> float | None:
+    """q* of the length map by iteration from q0; None if q grows without bound."""
+    q = q0
+    for _ in range(max_iter):
+        nq = length_map(q, sigma_w2, sigma_b2, activation, params)
+        if not math.isfinite(nq) or nq > 1e12:
+            return None
+        if abs(nq - q) <= tol * max(1.0, q):
+            return nq
+        q = nq
+    return q
+
+
+@dataclass(frozen=True)
+class MeanField:
+    """Mean-field figures of one activation at one (σ_w², σ_b²)."""
+
+    activation: str
+    sigma_w2: float
+    sigma_b2: float
+    q_star: float | None
+    chi1: float
+    depth_scale_grad: float | None   # ξ_∇ = 1/|ln χ₁|: layers over which gradients change by e
+    depth_scale_q: float | None      # ξ_q = 1/|ln χ_q|: layers over which q approaches q*
+    note: str = ""
+
+
+def mean_field(activation: str, sigma_w2: float, sigma_b2: float,
+               params: dict[str, Any] | None = None) -> MeanField:
+    """q*, χ₁ and the depth scales. ReLU-like (positively homogeneous) maps have no nontrivial q*."""
+    homogeneous = activation in ("relu", "leaky_relu", "identity")
+    if homogeneous:
+        # q_next = σ_w²·c·q + σ_b² with c = E[φ(z)²]: the only fixed point is σ_b²/(1 - σ_w² c), if c σ_w² < 1
+        fn, _ = _phi(activation, params)
+        c = gaussian_expectation(lambda x: fn(x) ** 2, 1.0)
+        slope = sigma_w2 * c
+        q_star = None
+        chi1 = chi(1.0, sigma_w2, activation, params)  # independent of q
+        note = (f"{activation} is positively homogeneous: the length map is linear (slope {slope:.4g}), so there "
+                "is no nontrivial fixed point; χ₁ does not depend on q")
+        xi_q = 1.0 / abs(math.log(slope)) if slope > 0 and abs(slope - 1.0) > 1e-9 else None
+    else:
+        q_star = fixed_point(sigma_w2, sigma_b2, activation, params)
+        if q_star is not None and sigma_b2 == 0.0 and q_star < 1e-9:
+            q_star = 0.0  # the trivial fixed point, approached geometrically
+        chi1 = chi(q_star if q_star is not None else 1.0, sigma_w2, activation, params)
+        note = "" if q_star is not None else "the length map diverges: no fixed point"
+        xi_q = None
+        if q_star is not None:
+            h = max(1e-6, 1e-4 * q_star)
+            slope = (length_map(q_star + h, sigma_w2, sigma_b2, activation, params)
+                     - length_map(max(q_star - h, 0.0), sigma_w2, sigma_b2, activation, params)) / (
+                         q_star + h - max(q_star - h, 0.0))
+            xi_q = 1.0 / abs(math.log(slope)) if 0 < slope and abs(slope - 1.0) > 1e-9 else None
+    xi_grad = 1.0 / abs(math.log(chi1)) if chi1 > 0 and abs(chi1 - 1.0) > 1e-9 else None
+    return MeanField(activation, sigma_w2, sigma_b2, q_star, chi1, xi_grad, xi_q, note)
+
+
+@dataclass(frozen=True)
+class LayerPrediction:
+    """Per-layer mean-field prediction for a network (layers 1..L)."""
+
+    q: list[float]                    # q_l, variance of z_l per unit
+    chi: list[float | None]           # χ_l = ‖δ_l‖²/‖δ_{l+1}‖² (None for the output layer)
+    delta_ratio: list[float]          # ‖δ_l‖/‖δ_L‖
+    gradient_ratio: list[float]       # ‖∂L/∂W_l‖/‖∂L/∂W_L‖ per sample (batch cross terms ignored)
+    notes: list[str] = field(default_factory=list)
+
+
+def predict_layers(sizes: Sequence[int], activations: Sequence[tuple[str, dict[str, Any]]],
+                   sigma_w2: Sequence[float], sigma_b2: Sequence[float], input_sq: float) -> LayerPrediction:
+    """Propagate q through the hidden layers and χ back; `input_sq` = mean ‖x‖² per sample.
+
+    sizes = [n_0, ..., n_L]; activations[l-1] and sigma_w2[l-1] belong to hidden layer l (1..L-1);
+    sigma_w2 has L entries (the output layer's too).
+    """
+    L = len(sizes) - 1
+    q: list[float] = []
+    sq_norm = [input_sq]  # per-sample ‖a_l‖², l = 0..L-1
+    prev_sq = input_sq / sizes[0]
+    for l in range(1, L + 1):
+        ql = sigma_w2[l - 1] * prev_sq + sigma_b2[l - 1]
+        q.append(ql)
+        if l < L:
+            fn, _ = _phi(*activations[l - 1])
+            prev_sq = gaussian_expectation(lambda x, f=fn: f(x) ** 2, ql)
+            sq_norm.append(sizes[l] * prev_sq)
+    chis: list[float | None] = [chi(q[l - 1], sigma_w2[l], *activations[l - 1]) for l in range(1, L)] + [None]
+    delta_sq = [1.0] * L
+    for l in range(L - 1, 0, -1):
+        delta_sq[l - 1] = delta_sq[l] * float(chis[l - 1])  # type: ignore[arg-type]
+    delta_ratio = [math.sqrt(d) for d in delta_sq]
+    grad_ratio = [math.sqrt(delta_sq[l - 1] * sq_norm[l - 1] / sq_norm[L - 1]) if sq_norm[L - 1] > 0 else math.nan
+                  for l in range(1, L + 1)]
+    return LayerPrediction(q, chis, delta_ratio, grad_ratio)
