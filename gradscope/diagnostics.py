@@ -407,18 +407,27 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
     dead = [lay for lay in hidden if (lay.median("dead_fraction") or 0) > 0.1]
     if dead:
         worst = max(dead, key=lambda lay: lay.median("dead_fraction") or 0)
+        frac = worst.median("dead_fraction") or 0.0
         bias_txt = ""
         if params.b is not None:
-            bmean = float(np.mean(params.b[worst.layer - 1]))
-            bias_txt = f", mean bias {_fmt(bmean)}"
-        severity = "error" if (worst.median("dead_fraction") or 0) > diag["dead_threshold"] else "warning"
-        out.append(Finding("dead-units", severity, tuple(lay.layer for lay in dead),
-                           f"{_ranges([lay.layer for lay in dead])}: up to {_fmt(100 * (worst.median('dead_fraction') or 0))}% "  # noqa: E501
-                           f"of units are inactive for all {scenario.batch_size} samples (layer {worst.layer}: "
-                           f"pre-activation mean {_fmt(worst.median('preact_mean'))}{bias_txt}); they get no "
-                           "gradient and cannot recover",
-                           "use leaky_relu or gelu, keep bias_init at zeros (or a small positive constant), "
-                           "and he_normal init"))
+            bias_txt = f", mean bias {_fmt(float(np.mean(params.b[worst.layer - 1])))}"
+        cos = _sample_cosine(p.a[worst.layer - 1])
+        where = (f"{_ranges([lay.layer for lay in dead])}: up to {_fmt(100 * frac)}% of units are inactive for all "
+                 f"{scenario.batch_size} samples (layer {worst.layer}: pre-activation mean "
+                 f"{_fmt(worst.median('preact_mean'))}{bias_txt})")
+        if cos > 0.8 and frac <= diag["dead_threshold"]:
+            out.append(Finding("dead-units", "info", tuple(lay.layer for lay in dead),
+                               f"{where}; the samples reaching layer {worst.layer} are nearly collinear (mean cosine "
+                               f"{_fmt(cos)}), so each unit is on or off for all of them at once: correlations grow "
+                               "with depth in ReLU nets, the units are alive for other inputs",
+                               "usually harmless at initialization; if it matters use fewer layers, residual "
+                               "connections, or leaky_relu/gelu"))
+        else:
+            severity = "error" if frac > diag["dead_threshold"] else "warning"
+            out.append(Finding("dead-units", severity, tuple(lay.layer for lay in dead),
+                               f"{where}; they get no gradient from this data and may never recover",
+                               "use leaky_relu or gelu, keep bias_init at zeros (or a small positive constant), "
+                               "and he_normal init"))
 
     # the output: MSE on probabilities, saturated outputs
     loss = LOSSES.get(scenario.loss.name)
@@ -483,6 +492,19 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
                                f"usual guide of about {_fmt(guide)}",
                                "adjust the learning rate so that one step changes the weights by about 0.1%"))
     return out
+
+
+def _sample_cosine(a: np.ndarray) -> float:
+    """Mean cosine similarity between different samples' input vectors a (S, B, n) or (B, n)."""
+    a = a if a.ndim == 3 else a[None]
+    if a.shape[1] < 2:
+        return 0.0
+    norm = np.linalg.norm(a, axis=-1, keepdims=True)
+    u = np.divide(a, norm, out=np.zeros_like(a), where=norm > 0)
+    g = u @ np.swapaxes(u, -1, -2)
+    B = a.shape[1]
+    off = (g.sum(axis=(1, 2)) - np.trace(g, axis1=1, axis2=2)) / (B * (B - 1))
+    return float(np.median(off))
 
 
 def _confidently_wrong(p: Pass, head: str) -> float:

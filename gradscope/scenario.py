@@ -602,3 +602,46 @@ def load_scenario(path_or_dict: str | Path | Mapping[str, Any] | None = None, *,
             raise ScenarioError(f"a scenario must be a mapping of keys, got {_typename(raw)}", source=source)
         raw, origins = apply_overrides(raw, extra)
     return _validate(raw, source, lines, origins)
+
+
+STARTER_TEMPLATE = """\
+# A gradscope scenario. Run it with:  gradscope run {path}
+# Every key below is optional; `gradscope schema` prints the full format, `gradscope list` the names.
+name: {name}
+description: A 6-layer tanh network with Xavier init on Gaussian inputs
+seed: 0            # base seed: same file + seed gives identical numbers
+seeds: 16          # ensemble size: independent initializations analysed together
+dtype: float64     # or float32
+
+network:
+  input_dim: 32
+  depth: 6         # hidden layers (or give `widths: [64, 64, 32]`)
+  width: 64
+  output_dim: 10
+  activation: tanh               # sigmoid | tanh | relu | leaky_relu | gelu | ... or a list, one per layer
+  # output_activation: softmax   # default: what the loss expects (softmax for cross_entropy)
+  bias: true
+  init: xavier_uniform           # or {{scheme: normal, std: 0.01}}, he_normal, orthogonal, ...
+  bias_init: zeros
+
+loss: cross_entropy              # or mse, bce, focal, {{name: cross_entropy, label_smoothing: 0.1}}, ...
+
+data:
+  kind: gaussian                 # gaussian | uniform | blobs | xor | spirals | teacher
+  batch_size: 128
+  center: true                   # zero-centered inputs
+
+# train:                         # uncomment to follow gradient flow while training
+#   steps: 200
+#   optimizer: sgd               # sgd | momentum | adam
+#   lr: 0.1
+#   record_every: 20
+
+diagnostics:                     # thresholds of the verdict
+  vanishing_ratio: 1.0e-2        # layer gradient / output-layer gradient below this: vanishing
+  exploding_ratio: 1.0e+2        # above this: exploding
+
+expect:                          # what `gradscope check` asserts
+  verdict: healthy
+  max_gradient_spread: 100
+"""

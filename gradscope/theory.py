@@ -25,14 +25,24 @@ from .activations import ACTIVATIONS
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(200)
 _WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)
+# For large q, φ(√q z) varies on a scale finer than the Hermite nodes near 0; there the integral
+# is split at 0 and done by Gauss–Legendre on [-Z, 0] and [0, Z], whose nodes cluster at 0.
+_Z = 12.0
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(600)
+_HALF_X = 0.5 * _Z * (_GL_X + 1.0)
+_HALF_W = 0.5 * _Z * _GL_W * np.exp(-0.5 * _HALF_X**2) / math.sqrt(2.0 * math.pi)
+_GL_NODES = np.concatenate([-_HALF_X, _HALF_X])
+_GL_WEIGHTS = np.concatenate([_HALF_W, _HALF_W])
+_HERMITE_MAX_Q = 1.5
 
 Fn = Callable[[np.ndarray], np.ndarray]
 
 
 def gaussian_expectation(f: Fn, q: float) -> float:
-    """E[f(√q z)] for z ~ N(0, 1)."""
-    x = math.sqrt(max(q, 0.0)) * _NODES
-    return float(np.dot(_WEIGHTS, f(x)))
+    """E[f(√q z)] for z ~ N(0, 1): Gauss–Hermite (200 nodes, none at 0) for q ≤ 1.5, split Gauss–Legendre above."""
+    if q <= _HERMITE_MAX_Q:
+        return float(np.dot(_WEIGHTS, f(math.sqrt(max(q, 0.0)) * _NODES)))
+    return float(np.dot(_GL_WEIGHTS, f(math.sqrt(q) * _GL_NODES)))
 
 
 def _phi(name: str, params: dict[str, Any] | None = None) -> tuple[Fn, Fn]:
@@ -105,8 +115,8 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float,
         xi_q = 1.0 / abs(math.log(slope)) if slope > 0 and abs(slope - 1.0) > 1e-9 else None
     else:
         q_star = fixed_point(sigma_w2, sigma_b2, activation, params)
-        if q_star is not None and sigma_b2 == 0.0 and q_star < 1e-9:
-            q_star = 0.0  # the trivial fixed point, approached geometrically
+        if q_star is not None and sigma_b2 == 0.0 and q_star < 1e-3:
+            q_star = 0.0  # the trivial fixed point, approached geometrically (or like 1/l when χ₁ = 1)
         chi1 = chi(q_star if q_star is not None else 1.0, sigma_w2, activation, params)
         note = "" if q_star is not None else "the length map diverges: no fixed point"
         xi_q = None

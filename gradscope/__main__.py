@@ -1,0 +1,5 @@
+"""python -m gradscope"""
+
+from .cli import main
+
+main()

@@ -1,0 +1,267 @@
+"""The gradscope command line: typer commands over the Python API. No numerics here.
+
+Exit codes: 0 ran (and, for check, everything passed); 1 ran but an expectation or
+check failed; 2 bad input (usage, YAML, schema, file); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import GradscopeError
+
+app = typer.Typer(
+    name="gradscope",
+    help="See how gradients flow through a neural network: per-layer gradient tables and diagnostics "
+         "from a YAML scenario.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gradscope {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """gradscope: gradient-flow analysis of feed-forward networks."""
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Bad input -> one paragraph on stderr and exit 2; Ctrl-C -> exit 130; never a traceback."""
+    try:
+        yield
+    except GradscopeError as exc:
+        typer.echo(f"gradscope: error: {exc.message}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("gradscope: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+# ---------------------------------------------------------------- shared options
+
+ScenarioArg = Annotated[Path | None, typer.Argument(
+    help="Scenario YAML file; without it, the bundled default (deep-sigmoid).", show_default=False)]
+SeedsOpt = Annotated[int | None, typer.Option("--seeds", min=1, help="Ensemble size (overrides the file).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Base seed (overrides the file).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", "-s", help="Override a scenario key: --set network.depth=20 (repeatable; value parsed as YAML).")]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the output to FILE.")]
+NoColorOpt = Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only the verdict line (table format).")]
+MaxMemOpt = Annotated[str, typer.Option("--max-memory", help="Refuse scenarios whose arrays need more "
+                                        "than this (e.g. 2GiB, 512MiB).")]
+TrainOpt = Annotated[int | None, typer.Option("--train-steps", min=1, help="Train for N steps (adds or "
+                                              "overrides the train: block).")]
+
+
+def _width(output: Path | None) -> int:
+    from .render import make_console
+
+    return 160 if output is not None else make_console().width
+
+
+def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool) -> None:
+    """Print text (json/csv/markdown) or a rich renderable to stdout or to --output."""
+    from .render import make_console
+
+    if output is not None:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                if text is not None:
+                    fh.write(text)
+                else:
+                    make_console(file=fh, no_color=True, width=160).print(renderable)
+        except OSError as exc:
+            raise GradscopeError(f"--output {output}: cannot write ({exc.strerror})") from None
+        return
+    if text is not None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        make_console(no_color=no_color).print(renderable)
+
+
+def _load(scenario: Path | None, set_: list[str] | None, seed: int | None, seeds: int | None,
+          train_steps: int | None = None) -> Any:
+    from .scenario import load_scenario
+
+    overrides = list(set_ or [])
+    if train_steps is not None:
+        overrides.append(f"train.steps={train_steps}")
+    return load_scenario(scenario, overrides=overrides, seed=seed, seeds=seeds)
+
+
+# ---------------------------------------------------------------- run
+
+
+@app.command()
+def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
+        format: FormatOpt = Format.table, output: OutputOpt = None,
+        save_arrays: Annotated[Path | None, typer.Option(
+            "--save-arrays", help="Write x, y, W{l}, b{l}, dW{l}, db{l}, loss to FILE.npz.")] = None,
+        train_steps: TrainOpt = None, max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False,
+        quiet: QuietOpt = False) -> None:
+    """Analyze one scenario: per-layer gradient table, verdict and findings.
+
+    Example: gradscope run scenarios/relu-he.yaml --seeds 64 --set network.depth=50
+    Exit 1 when the scenario has an expect: block that is not met.
+    """
+    from . import api, render
+    from .checks import evaluate
+    from .engine import parse_size
+
+    with _errors():
+        sc = _load(scenario, set_, seed, seeds, train_steps)
+        report = api.run(sc, max_memory=parse_size(max_memory))
+        if save_arrays is not None:
+            api.save_arrays(report, save_arrays)
+        if format is Format.json:
+            _emit(render.to_json(report.to_dict()), None, output, no_color)
+        elif format is Format.csv:
+            _emit(render.run_csv(report), None, output, no_color)
+        elif format is Format.markdown:
+            _emit(render.run_markdown(report), None, output, no_color)
+        else:
+            _emit(None, render.run_renderable(report, quiet=quiet, width=_width(output)), output, no_color)
+        if sc.expect is not None:
+            failures = evaluate(report, dict(sc.expect))
+            if failures:
+                typer.echo(f"gradscope: expectation not met: {'; '.join(failures)}", err=True)
+                raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- check
+
+
+@app.command()
+def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False)],
+          seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
+          format: Annotated[Format, typer.Option("--format", "-f", help="table (one line each) or json.")]
+          = Format.table, output: OutputOpt = None, max_memory: MaxMemOpt = "2GiB",
+          no_color: NoColorOpt = False, quiet: QuietOpt = False) -> None:
+    """CI mode: run each scenario, apply its expect: block and the diagnostics, one line each.
+
+    Without expect.verdict a scenario passes only if it is healthy with no error findings.
+    Exit 0 if all pass, 1 if any fails, 2 on bad input.
+    Example: gradscope check scenarios/*.yaml
+    """
+    from . import api, render
+    from .checks import CheckResult, check_report
+    from .engine import parse_size
+
+    with _errors():
+        limit = parse_size(max_memory)
+        loaded = [_load(path, set_, seed, seeds) for path in scenarios]  # all inputs valid before running
+        results: list[CheckResult] = []
+        for path, sc in zip(scenarios, loaded, strict=True):
+            report = api.run(sc, max_memory=limit)
+            results.append(check_report(report, str(path), dict(sc.expect) if sc.expect is not None else None))
+        failed = [r for r in results if not r.passed]
+        if format is Format.json:
+            _emit(render.to_json({"gradscope_version": __version__, "passed": not failed,
+                                  "results": [r.to_dict() for r in results]}), None, output, no_color)
+        elif format in (Format.csv, Format.markdown):
+            raise GradscopeError("check supports --format table or json")
+        else:
+            _emit(None, render.check_renderable(results, quiet=quiet), output, no_color)
+        if failed:
+            raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- list, schema, init
+
+
+@app.command("list")
+def list_(what: Annotated[str | None, typer.Argument(
+        help="activations | losses | inits | datasets | optimizers (default: all).", show_default=False)] = None,
+          format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+          no_color: NoColorOpt = False) -> None:
+    """List the activations, losses, init schemes, datasets and optimizers gradscope knows.
+
+    Example: gradscope list losses
+    """
+    from . import render
+    from .catalog import catalog
+
+    with _errors():
+        cat = catalog()
+        if what is not None:
+            if what not in cat:
+                from .registry import suggest
+
+                raise GradscopeError(f"unknown list '{what}'{suggest(what, list(cat))}; choose from "
+                                     f"{', '.join(cat)}")
+            cat = {what: cat[what]}
+        if format is Format.json:
+            _emit(render.to_json(cat), None, None, no_color)
+        else:
+            _emit(None, render.catalog_renderable(cat), None, no_color)
+
+
+@app.command()
+def schema(output: OutputOpt = None) -> None:
+    """Print the JSON Schema of the scenario format (for editors' YAML language servers).
+
+    Example: gradscope schema -o gradscope.schema.json, then in a scenario's first line:
+    # yaml-language-server: $schema=gradscope.schema.json
+    """
+    from .render import to_json
+    from .schema import scenario_schema
+
+    with _errors():
+        _emit(to_json(scenario_schema()), None, output, False)
+
+
+@app.command()
+def init(path: Annotated[Path, typer.Argument(help="Where to write the starter scenario.")] = Path(
+             "scenario.yaml"),
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Write a commented starter scenario that runs as written.
+
+    Example: gradscope init my.yaml && gradscope run my.yaml
+    """
+    from .scenario import STARTER_TEMPLATE
+
+    with _errors():
+        if path.exists() and not force:
+            raise GradscopeError(f"{path} exists; use --force to overwrite it")
+        try:
+            path.write_text(STARTER_TEMPLATE.format(path=path, name=path.stem), encoding="utf-8")
+        except OSError as exc:
+            raise GradscopeError(f"{path}: cannot write ({exc.strerror})") from None
+        typer.echo(f"wrote {path}; run it with: gradscope run {path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("gradscope: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,67 @@
+"""Optimizers, as PyTorch defines them, updating whole ensembles of parameters at once.
+
+Each parameter is an array with a leading seed axis; an update is elementwise, so
+every ensemble member trains independently in the same NumPy call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .registry import Entry, Param, Registry
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Optimizer(Entry):
+    """step(params, grads, state, t, **hyper) updates params in place; t counts steps from 1."""
+
+    step: Callable[..., None] = field(kw_only=True)
+
+
+OPTIMIZERS: Registry[Optimizer] = Registry("optimizer")
+
+
+def _sgd(params: list[Array], grads: list[Array], state: dict[str, Any], t: int, *, lr: float,
+         **_: Any) -> None:
+    for p, g in zip(params, grads, strict=True):
+        p -= lr * g
+
+
+def _momentum(params: list[Array], grads: list[Array], state: dict[str, Any], t: int, *, lr: float,
+              momentum: float = 0.9, **_: Any) -> None:
+    """torch.optim.SGD(momentum=μ): buf = μ·buf + g (buf = g at the first step); p -= lr·buf."""
+    bufs = state.setdefault("buf", [None] * len(params))
+    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+        bufs[i] = g.copy() if bufs[i] is None else momentum * bufs[i] + g
+        p -= lr * bufs[i]
+
+
+def _adam(params: list[Array], grads: list[Array], state: dict[str, Any], t: int, *, lr: float,
+          beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **_: Any) -> None:
+    """torch.optim.Adam: bias-corrected first and second moments; p -= lr·m̂/(√v̂ + eps)."""
+    m = state.setdefault("m", [np.zeros_like(p) for p in params])
+    v = state.setdefault("v", [np.zeros_like(p) for p in params])
+    c1 = 1.0 - beta1**t
+    c2 = 1.0 - beta2**t
+    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+        m[i] = beta1 * m[i] + (1.0 - beta1) * g
+        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g
+        p -= lr * (m[i] / c1) / (np.sqrt(v[i] / c2) + eps)
+
+
+OPTIMIZERS.register(Optimizer("sgd", "plain gradient descent: W -= lr·g", step=_sgd,
+                              params=(Param("lr", float, 0.1, "learning rate"),)))
+OPTIMIZERS.register(Optimizer("momentum", "SGD with heavy-ball momentum (torch.optim.SGD(momentum=...))",
+                              step=_momentum, params=(Param("lr", float, 0.1, "learning rate"),
+                                                      Param("momentum", float, 0.9, "momentum coefficient"))))
+OPTIMIZERS.register(Optimizer("adam", "Adam with bias correction (torch.optim.Adam)", step=_adam,
+                              params=(Param("lr", float, 1e-3, "learning rate"),
+                                      Param("beta1", float, 0.9, "first-moment decay"),
+                                      Param("beta2", float, 0.999, "second-moment decay"),
+                                      Param("eps", float, 1e-8, "denominator epsilon"))))

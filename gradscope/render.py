@@ -1,0 +1,329 @@
+"""Turn reports into rich tables, Markdown, CSV and JSON text. Draws; never computes a statistic."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .report import RunReport
+
+STATUS_STYLE = {"healthy": "green", "vanishing": "blue", "exploding": "red", "saturated": "yellow",
+                "dead": "magenta", "overflow": "bold red"}
+SEVERITY_MARK = {"error": ("✗", "red"), "warning": ("!", "yellow"), "info": ("i", "cyan")}
+BAR_WIDTH = 24
+STRIP_WIDTH = 28
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """Compact number: 0.0123, 4.56, 1.2e-05; '—' for missing."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if 1e-3 <= a < 1e4:
+        return f"{x:.{digits}g}"
+    return f"{x:.{max(digits - 1, 1)}e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
+def to_json(obj: Any) -> str:
+    """Deterministic JSON text (insertion order, no NaN)."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# ---------------------------------------------------------------- bars and strips
+
+
+def log_bar(value: float | None, lo: float, hi: float, width: int = BAR_WIDTH) -> str:
+    """A bar whose length is log10(value) placed between log10(lo) and log10(hi) (at least one cell)."""
+    if value is None or value <= 0 or not math.isfinite(value):
+        return ""
+    if hi <= lo:
+        return "█" * width
+    frac = (math.log10(value) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+    cells = max(1, round(1 + frac * (width - 1)))
+    return "█" * cells
+
+
+def log_strip(q: dict[str, float | None], lo: float, hi: float, width: int = STRIP_WIDTH) -> str:
+    """q01·q10═median═q90·q99 of |g| on a shared log axis: '·' tails, '─' body, '┃' median."""
+    cells = [" "] * width
+
+    def pos(v: float | None) -> int | None:
+        if v is None or v <= 0 or hi <= lo:
+            return None
+        f = (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+        return min(width - 1, max(0, round(f * (width - 1))))
+
+    p01, p10, p50, p90, p99 = (pos(q.get(k)) for k in ("q01", "q10", "q50", "q90", "q99"))
+    if p01 is not None and p99 is not None:
+        for i in range(p01, p99 + 1):
+            cells[i] = "·"
+    if p10 is not None and p90 is not None:
+        for i in range(p10, p90 + 1):
+            cells[i] = "─"
+    if p50 is not None:
+        cells[p50] = "┃"
+    return "".join(cells)
+
+
+def _positive(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None and v > 0 and math.isfinite(v)]
+
+
+# ---------------------------------------------------------------- run report
+
+
+def header(report: RunReport) -> Text:
+    sc = report.scenario
+    net = sc["network"]
+    acts = net["activation"]
+    act = acts if isinstance(acts, str) else (acts.get("name") if isinstance(acts, dict) else "per-layer")
+    init = net["init"] if isinstance(net["init"], str) else net["init"]["scheme"]
+    loss = sc["loss"] if isinstance(sc["loss"], str) else sc["loss"]["name"]
+    t = Text()
+    t.append(f"{sc['name']}", style="bold")
+    if report.label:
+        t.append(f" [{report.label}]", style="bold cyan")
+    if sc.get("description"):
+        t.append(f" — {sc['description']}")
+    t.append(f"\n{len(report.layers)} layers {net['input_dim']}→{'→'.join(map(str, net['widths']))}"
+             f"{'→' if net['widths'] else ''}{net['output_dim']}, {act} / {net['output_activation']} output, "
+             f"init {init}, loss {loss}, data {sc['data']['kind']} (batch {sc['data']['batch_size']}"
+             f"{'' if sc['data']['center'] else ', not centered'}), {sc['seeds']} seeds, {sc['dtype']}",
+             style="dim")
+    return t
+
+
+def layer_table(report: RunReport, *, title: str | None = None, width: int = 160) -> Table:
+    """Per-layer table: medians over seeds, statuses colour-coded, a log-scale bar per layer.
+
+    Below 120 columns the secondary columns (q10–q90, ‖g‖/‖W‖, z std, all-zero sat/dead) are left out.
+    """
+    norms = _positive([lay.median("weight_grad_norm") for lay in report.layers])
+    lo, hi = (min(norms), max(norms)) if norms else (1.0, 1.0)
+    wide = width >= 120
+    has_pred = any(lay.predicted_gradient_ratio is not None for lay in report.layers)
+    show_sat = wide or any(lay.median("saturation") for lay in report.layers)
+    show_dead = wide or any(lay.median("dead_fraction") for lay in report.layers)
+    cols: list[tuple[str, str, Any]] = [
+        ("layer", "right", lambda lay: str(lay.layer)),
+        ("shape", "right", lambda lay: f"{lay.fan_in}→{lay.fan_out}"),
+        ("act", "left", lambda lay: lay.activation),
+        ("‖∂L/∂W‖", "right", lambda lay: fmt(lay.median("weight_grad_norm"))),
+    ]
+    if wide:
+        cols.append(("q10–q90", "right", lambda lay: Text(
+            f"{fmt(lay.stats['weight_grad_norm'].q10, 2)}–{fmt(lay.stats['weight_grad_norm'].q90, 2)}",
+            style="dim")))
+    cols.append(("ratio", "right", lambda lay: fmt(lay.median("gradient_ratio"))))
+    if has_pred:
+        cols.append(("predicted", "right", lambda lay: Text(fmt(lay.predicted_gradient_ratio), style="cyan")))
+    cols.append(("δ ratio", "right", lambda lay: fmt(lay.median("delta_ratio"))))
+    if wide:
+        cols += [("‖g‖/‖W‖", "right", lambda lay: fmt(lay.median("grad_weight_ratio"))),
+                 ("z std", "right", lambda lay: fmt(lay.median("preact_std")))]
+    if show_sat:
+        cols.append(("sat", "right", lambda lay: pct(lay.median("saturation"))))
+    if show_dead:
+        cols.append(("dead", "right", lambda lay: pct(lay.median("dead_fraction"))))
+    cols.append(("status", "left", lambda lay: Text(lay.status, style=STATUS_STYLE.get(lay.status, ""))))
+    rows = [[f(lay) for _, _, f in cols] for lay in report.layers]
+    used = sum(max(len(h), *(len(str(r[i])) for r in rows)) + 1 for i, (h, _, _) in enumerate(cols))
+    bar_width = max(8, min(BAR_WIDTH, width - used - 1))
+    table = Table(title=title, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
+                  caption=f"ratio = ‖∂L/∂W_l‖/‖∂L/∂W_L‖, δ ratio = ‖δ_l‖/‖δ_L‖ (medians over seeds); bar: log ‖∂L/∂W‖ "
+                          f"from {fmt(lo, 2)} to {fmt(hi, 2)}", caption_justify="left")
+    for head, justify, _ in cols:
+        table.add_column(head, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    table.add_column("flow", no_wrap=True)
+    for lay, row in zip(report.layers, rows, strict=True):
+        bar = Text(log_bar(lay.median("weight_grad_norm"), lo, hi, bar_width),
+                   style=STATUS_STYLE.get(lay.status, ""))
+        table.add_row(*row, bar)
+    return table
+
+
+def strip_table(report: RunReport) -> Table:
+    """The distribution of |∂L/∂W| entries per layer on one shared log axis."""
+    values = _positive([v for lay in report.layers for k, v in lay.grad_quantiles.items() if k in ("q01", "q99")])
+    lo, hi = (min(values), max(values)) if values else (1.0, 1.0)
+    table = Table(title=None, box=None, pad_edge=False, header_style="bold")
+    table.add_column("layer", justify="right")
+    table.add_column("|g| q01", justify="right", style="dim")
+    table.add_column(f"{fmt(lo, 2)}  ·q01 ─q10–q90 ┃median ·q99  {fmt(hi, 2)}", no_wrap=True)
+    table.add_column("q99", justify="right", style="dim")
+    for lay in report.layers:
+        q = lay.grad_quantiles
+        table.add_row(str(lay.layer), fmt(q.get("q01"), 2),
+                      Text(log_strip(q, lo, hi), style=STATUS_STYLE.get(lay.status, "")), fmt(q.get("q99"), 2))
+    return table
+
+
+def verdict_text(report: RunReport) -> Text:
+    s = report.summary
+    t = Text()
+    t.append("verdict: ", style="bold")
+    t.append(s.verdict.upper(), style="bold " + STATUS_STYLE.get(s.verdict, ""))
+    t.append(f" — gradient spread {fmt(s.gradient_spread)} (max/min layer ‖∂L/∂W‖, median of {s.seeds} seeds); "
+             f"loss {fmt(s.loss.median)}")
+    if s.mean_backward_gain is not None:
+        t.append(f"; backward gain ‖δ_l‖/‖δ_l+1‖ {fmt(s.mean_backward_gain)} per layer")
+    ex = s.extrapolation
+    if ex.get("layer1_ratio_at_depth_50") is not None:
+        t.append(f"; at this rate layer 1 of a 50-layer net gets {fmt(ex['layer1_ratio_at_depth_50'], 2)} of the "
+                 "output layer's δ")
+    if s.overflow_seeds:
+        t.append(f"; {s.overflow_seeds} seeds overflowed", style="bold red")
+    th = s.theory
+    if th.get("chi1") is not None:
+        t.append("\nmean-field: ", style="bold")
+        t.append(f"χ₁ = {fmt(th['chi1'], 4)}, q* = {fmt(th.get('q_star'), 4)} "
+                 f"(σ_w² = {fmt(th.get('sigma_w2'))}, σ_b² = {fmt(th.get('sigma_b2'))})")
+        if th.get("measured_backward_factor") is not None:
+            t.append(f"; backward factor ‖δ_l‖²/‖δ_l+1‖² measured {fmt(th['measured_backward_factor'], 4)}, "
+                     f"predicted {fmt(th.get('predicted_backward_factor'), 4)}")
+        if th.get("caveats"):
+            t.append(f"\n  note: {'; '.join(th['caveats'])}", style="dim")
+    elif th.get("reason"):
+        t.append(f"\nmean-field: does not apply ({th['reason']})", style="dim")
+    return t
+
+
+def findings_text(report: RunReport) -> Text:
+    t = Text()
+    if not report.findings:
+        t.append("no findings", style="green")
+        return t
+    for i, f in enumerate(report.findings):
+        mark, style = SEVERITY_MARK.get(f.severity, ("•", ""))
+        if i:
+            t.append("\n")
+        t.append(f"{mark} {f.code}", style=f"bold {style}")
+        t.append(f"  {f.message}\n")
+        t.append(f"  → {f.hint}", style="italic")
+    return t
+
+
+def run_renderable(report: RunReport, *, quiet: bool = False, width: int = 160) -> Group:
+    if quiet:
+        return Group(verdict_text(report))
+    return Group(header(report), Text(""), layer_table(report, width=width), Text(""), strip_table(report),
+                 Text(""), verdict_text(report), Text(""), findings_text(report))
+
+
+def run_markdown(report: RunReport) -> str:
+    sc = report.scenario
+    lines = [f"## gradscope: {sc['name']}" + (f" [{report.label}]" if report.label else ""), ""]
+    if sc.get("description"):
+        lines += [sc["description"], ""]
+    lines += ["| layer | shape | act | ‖∂L/∂W‖ median | q10–q90 | gradient ratio | predicted | δ ratio | "
+              "‖g‖/‖W‖ | z std | saturation | dead | status |",
+              "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for lay in report.layers:
+        wg = lay.stats["weight_grad_norm"]
+        lines.append(f"| {lay.layer} | {lay.fan_in}→{lay.fan_out} | {lay.activation} | {fmt(wg.median)} | "
+                     f"{fmt(wg.q10, 2)}–{fmt(wg.q90, 2)} | {fmt(lay.median('gradient_ratio'))} | "
+                     f"{fmt(lay.predicted_gradient_ratio)} | {fmt(lay.median('delta_ratio'))} | "
+                     f"{fmt(lay.median('grad_weight_ratio'))} | {fmt(lay.median('preact_std'))} | "
+                     f"{pct(lay.median('saturation'))} | {pct(lay.median('dead_fraction'))} | {lay.status} |")
+    lines += ["", verdict_text(report).plain.replace("\n", "\n\n"), ""]
+    for f in report.findings:
+        lines.append(f"- **{f.code}** ({f.severity}, layers {', '.join(map(str, f.layers))}): {f.message}  \n"
+                     f"  *Remedy:* {f.hint}")
+    return "\n".join(lines) + "\n"
+
+
+CSV_STATS = ("weight_grad_norm", "bias_grad_norm", "delta_norm", "gradient_ratio", "delta_ratio", "backward_gain",
+             "grad_weight_ratio", "update_ratio", "preact_mean", "preact_std", "act_mean", "act_std", "saturation",
+             "dead_fraction", "mean_abs_grad", "max_abs_grad")
+
+
+def run_csv_rows(report: RunReport) -> tuple[list[str], list[list[Any]]]:
+    head = ["label", "layer", "fan_in", "fan_out", "activation", "status"]
+    for k in CSV_STATS:
+        head += [f"{k}_median", f"{k}_q10", f"{k}_q90"]
+    head += ["predicted_gradient_ratio", "predicted_delta_ratio"]
+    rows = []
+    for lay in report.layers:
+        row: list[Any] = [report.label or report.scenario["name"], lay.layer, lay.fan_in, lay.fan_out,
+                          lay.activation, lay.status]
+        for k in CSV_STATS:
+            s = lay.stats[k]
+            row += [_csv(s.median), _csv(s.q10), _csv(s.q90)]
+        row += [_csv(lay.predicted_gradient_ratio), _csv(lay.predicted_delta_ratio)]
+        rows.append(row)
+    return head, rows
+
+
+def _csv(x: float | None) -> str:
+    return "" if x is None else repr(float(x))
+
+
+def csv_text(head: list[str], rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def run_csv(report: RunReport) -> str:
+    return csv_text(*run_csv_rows(report))
+
+
+def make_console(*, no_color: bool = False, file: Any = None, width: int | None = None) -> Console:
+    """A console honouring --no-color and NO_COLOR; plain text when writing to a file."""
+    return Console(file=file, no_color=no_color or None, highlight=False, width=width,
+                   force_terminal=None if file is None else False, soft_wrap=False)
+
+
+# ---------------------------------------------------------------- check and list
+
+
+def check_renderable(results: Sequence[Any], *, quiet: bool = False) -> Group:
+    """One line per scenario: PASS/FAIL, verdict and the reasons."""
+    lines: list[Text] = []
+    for r in results:
+        t = Text()
+        t.append("PASS " if r.passed else "FAIL ", style="bold green" if r.passed else "bold red")
+        t.append(f"{r.source}", style="bold")
+        t.append(f"  verdict {r.verdict}", style=STATUS_STYLE.get(r.verdict, ""))
+        if r.expected.get("verdict"):
+            t.append(f" (expected {' or '.join(r.expected['verdict'])})", style="dim")
+        if r.reasons:
+            t.append(": " + "; ".join(r.reasons), style="red")
+        if not (quiet and r.passed):
+            lines.append(t)
+    n_fail = sum(not r.passed for r in results)
+    summary = Text(f"{len(results) - n_fail} passed, {n_fail} failed",
+                   style="bold red" if n_fail else "bold green")
+    return Group(*lines, summary)
+
+
+def catalog_renderable(cat: dict[str, list[dict[str, Any]]]) -> Group:
+    parts: list[Any] = []
+    for kind, entries in cat.items():
+        table = Table(title=kind, title_justify="left", title_style="bold", box=None, pad_edge=False,
+                      header_style="bold")
+        table.add_column("name", style="cyan", no_wrap=True)
+        table.add_column("description")
+        table.add_column("parameters (default)", style="dim")
+        for e in entries:
+            name = e["name"] + (f" ({', '.join(e['aliases'])})" if e["aliases"] else "")
+            ps = ", ".join(f"{k}={v['default']}" for k, v in e["params"].items())
+            table.add_row(name, e["description"], ps)
+        parts += [table, Text("")]
+    return Group(*parts)
