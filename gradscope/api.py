@@ -25,7 +25,8 @@ def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
             label: str | None = None) -> RunReport:
     """One forward/backward pass of `params` on (x, target), diagnosed into a RunReport."""
     p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target)
-    d = diagnose(scenario, params, p)
+    with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
+        d = diagnose(scenario, params, p)
     return RunReport(version=__version__, scenario=scenario.to_dict(), summary=d.summary, layers=tuple(d.layers),
                      findings=tuple(d.findings), label=label, arrays=(params, p), per_seed=d.per_seed)
 

@@ -86,7 +86,7 @@ def _width(output: Path | None) -> int:
     return 160 if output is not None else make_console().width
 
 
-def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool) -> None:
+def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool, soft_wrap: bool = False) -> None:
     """Print text (json/csv/markdown) or a rich renderable to stdout or to --output."""
     from .render import make_console
 
@@ -96,7 +96,7 @@ def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool
                 if text is not None:
                     fh.write(text)
                 else:
-                    make_console(file=fh, no_color=True, width=160).print(renderable)
+                    make_console(file=fh, no_color=True, width=160).print(renderable, soft_wrap=soft_wrap)
         except OSError as exc:
             raise GradscopeError(f"--output {output}: cannot write ({exc.strerror})") from None
         return
@@ -104,7 +104,7 @@ def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        make_console(no_color=no_color).print(renderable)
+        make_console(no_color=no_color).print(renderable, soft_wrap=soft_wrap)
 
 
 def _load(scenario: Path | None, set_: list[str] | None, seed: int | None, seeds: int | None,
@@ -189,7 +189,7 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
         elif format in (Format.csv, Format.markdown):
             raise GradscopeError("check supports --format table or json")
         else:
-            _emit(None, render.check_renderable(results, quiet=quiet), output, no_color)
+            _emit(None, render.check_renderable(results, quiet=quiet), output, no_color, soft_wrap=True)
         if failed:
             raise typer.Exit(1)
 

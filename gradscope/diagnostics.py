@@ -9,8 +9,10 @@ or of its δ ratio ‖δ_l‖/‖δ_L‖ is below `vanishing_ratio` (1e-2), *exp
 when either is above `exploding_ratio` (1e2), *dead* when more than
 `dead_threshold` of its units are dead, *saturated* when more than
 `saturation_threshold` of its unit-samples are saturated, *overflow* when any
-seed has NaN/Inf there. The verdict is the worst layer status in the order
-overflow > exploding > vanishing > dead > saturated > healthy.
+seed has NaN/Inf there. A layer gets the first status that applies in the order
+overflow > dead > exploding > vanishing > saturated > healthy (dead units are a cause of
+vanishing gradients, so they are named first), and the verdict is the worst layer status
+in that order.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .report import Finding, LayerReport, Stat, Summary
 from .scenario import Scenario
 from .theory import mean_field, predict_layers
 
-SEVERITY_ORDER = {"overflow": 5, "exploding": 4, "vanishing": 3, "dead": 2, "saturated": 1, "healthy": 0}
+SEVERITY_ORDER = {"overflow": 5, "dead": 4, "exploding": 3, "vanishing": 2, "saturated": 1, "healthy": 0}
 QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 SATURATION_LEVEL = 0.1   # a unit-sample is saturated when φ'(z) < 10% of max φ'
 DEAD_LEVEL = 1e-3        # a unit is dead when φ'(z) < 0.1% of max φ' for every sample of the batch
@@ -62,7 +64,14 @@ class LayerArrays:
     quantiles: dict[str, float | None]
 
 
+QUANTILE_SAMPLE = 1 << 18  # |∂L/∂W| quantiles use at most this many entries (an evenly strided subset)
+
+
 def _norm(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Frobenius norm over `axes` (the trailing ones), accumulated in float64, no squared temporary."""
+    flat = x.reshape(x.shape[0], -1) if axes == tuple(range(1, x.ndim)) else None
+    if flat is not None:
+        return np.sqrt(np.einsum("si,si->s", flat, flat, dtype=np.float64))
     return np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=axes))
 
 
@@ -112,14 +121,17 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, lr: float | None) 
                 v["saturation"] = _output_saturation(scenario.output_activation, a)
                 v["dead_fraction"] = np.zeros(S)
                 v["act_grad_mean"] = np.full(S, np.nan)
-            v["mean_abs_grad"] = np.abs(dW).mean(axis=(1, 2), dtype=np.float64)
-            v["max_abs_grad"] = np.abs(dW).max(axis=(1, 2)).astype(np.float64)
+            abs_dW = np.abs(dW)
+            v["mean_abs_grad"] = abs_dW.mean(axis=(1, 2), dtype=np.float64)
+            v["max_abs_grad"] = abs_dW.max(axis=(1, 2)).astype(np.float64)
             v["delta_ratio"] = _div(dn[l - 1], dn[L - 1])
             v["backward_gain"] = _div(dn[l - 1], dn[l]) if l < L else np.full(S, np.nan)
             v["update_ratio"] = lr * v["grad_weight_ratio"] if lr is not None else np.full(S, np.nan)
             nonfinite = ~(np.isfinite(z).all(axis=(1, 2)) & np.isfinite(a).all(axis=(1, 2))
                           & np.isfinite(p.delta[l - 1]).all(axis=(1, 2)) & np.isfinite(dW).all(axis=(1, 2)))
-            absg = np.abs(dW[~nonfinite]).ravel()
+            absg = abs_dW[~nonfinite].ravel()
+            if absg.size > QUANTILE_SAMPLE:
+                absg = absg[:: -(-absg.size // QUANTILE_SAMPLE)]
             qs = np.quantile(absg, QUANTILES) if absg.size else [None] * len(QUANTILES)
             quant = {f"q{int(round(q * 100)):02d}": (float(x) if x is not None else None)
                      for q, x in zip(QUANTILES, qs, strict=True)}
@@ -139,13 +151,13 @@ def _output_saturation(head: str, yhat: np.ndarray) -> np.ndarray:
 def _status(med: dict[str, float | None], overflow: bool, diag: dict[str, Any], output: bool) -> str:
     if overflow:
         return "overflow"
+    if (med["dead_fraction"] or 0.0) > diag["dead_threshold"]:
+        return "dead"
     ratios = [r for r in (med["gradient_ratio"], med["delta_ratio"]) if r is not None]
     if not output and any(r > diag["exploding_ratio"] for r in ratios):
         return "exploding"
     if not output and any(r < diag["vanishing_ratio"] for r in ratios):
         return "vanishing"
-    if (med["dead_fraction"] or 0.0) > diag["dead_threshold"]:
-        return "dead"
     if (med["saturation"] or 0.0) > diag["saturation_threshold"]:
         return "saturated"
     return "healthy"
@@ -165,6 +177,8 @@ def theory_for(scenario: Scenario, x: np.ndarray) -> tuple[dict[str, Any], Any]:
         return {"applies": False, "reason": why[scenario.init.name]}, None
     if scenario.init.name == "normal" and scenario.init.params.get("mean", 0.0) != 0.0:
         return {"applies": False, "reason": "weights with a non-zero mean"}, None
+    if scenario.bias and scenario.bias_init.name == "constant" and scenario.bias_init.params.get("value", 0.0):
+        return {"applies": False, "reason": "biases with a non-zero mean (constant bias_init)"}, None
     sizes = scenario.sizes
     L = scenario.n_layers
     ctxs = [LayerContext(scenario.layer_activation(l),
@@ -363,6 +377,9 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         cause = [f"layer 1 gets {_fmt(ratio1)} of the output layer's weight gradient and its δ is "
                  f"{_fmt(dratio1)} of the output's; each layer multiplies ‖δ‖ by {_fmt(gain)} on the way back"
                  f"{chi_txt}"]
+        dead_layers = [lay.layer for lay in hidden if lay.status == "dead"]
+        if dead_layers:
+            cause.insert(0, f"dead units in {_ranges(dead_layers)} pass no gradient back (see dead-units)")
         sig = [lay for lay in hidden if lay.activation == "sigmoid"]
         if sig:
             dmean = [lay.median("act_grad_mean") for lay in sig]

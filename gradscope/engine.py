@@ -94,18 +94,16 @@ def init_params(scenario: Scenario) -> Params:
                          dict(scenario.activations[l - 1].params) if l <= scenario.depth else {})
             for l in range(1, L + 1)]
     dtype = float_dtype(scenario)
-    Ws: list[list[Array]] = [[] for _ in range(L)]
-    bs: list[list[Array]] = [[] for _ in range(L)]
-    for ss in members:  # drawing only: each member owns a generator
+    S = scenario.seeds
+    pairs = list(zip(scenario.sizes[:-1], scenario.sizes[1:], strict=True))
+    W = [np.empty((S, fi, fo), dtype=dtype) for fi, fo in pairs]
+    b = [np.empty((S, fo), dtype=dtype) for _, fo in pairs] if scenario.bias else None
+    for k, ss in enumerate(members):  # drawing only: each member owns a generator
         rng = np.random.default_rng(ss)
-        for l in range(1, L + 1):
-            fi, fo = scenario.sizes[l - 1], scenario.sizes[l]
-            Ws[l - 1].append(init.sample(rng, fi, fo, ctxs[l - 1], **scenario.init.params))
-            if scenario.bias:
-                bs[l - 1].append(sample_bias(scenario.bias_init.name, dict(scenario.bias_init.params), rng,
-                                             fi, fo, ctxs[l - 1]))
-    W = [np.stack(w).astype(dtype) for w in Ws]
-    b = [np.stack(v).astype(dtype) for v in bs] if scenario.bias else None
+        for l, (fi, fo) in enumerate(pairs):
+            W[l][k] = init.sample(rng, fi, fo, ctxs[l], **scenario.init.params)
+            if b is not None:
+                b[l][k] = sample_bias(scenario.bias_init.name, dict(scenario.bias_init.params), rng, fi, fo, ctxs[l])
     return Params(W, b)
 
 

@@ -44,9 +44,10 @@ class Stat:
         v = v[np.isfinite(v)]
         if v.size == 0:
             return cls()
-        q10, med, q90 = np.quantile(v, [0.1, 0.5, 0.9])
-        return cls(median=_f(med), mean=_f(v.mean()), std=_f(v.std()), min=_f(v.min()), max=_f(v.max()),
-                   q10=_f(q10), q90=_f(q90))
+        with np.errstate(all="ignore"):
+            q10, med, q90 = np.quantile(v, [0.1, 0.5, 0.9])
+            return cls(median=_f(med), mean=_f(v.mean()), std=_f(v.std()), min=_f(v.min()), max=_f(v.max()),
+                       q10=_f(q10), q90=_f(q90))
 
     def to_dict(self) -> dict[str, float | None]:
         return {k: getattr(self, k) for k in STAT_KEYS}

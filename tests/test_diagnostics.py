@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import pytest
+
+import gradscope
+from gradscope.diagnostics import CODES
+
+
+def _run(**net):
+    base = {"seeds": 8, "network": {"input_dim": 32, "depth": 6, "width": 64, "output_dim": 10, **net},
+            "data": {"kind": "gaussian", "batch_size": 64}}
+    return gradscope.run(base)
+
+
+def _codes(r):
+    return {f.code: f for f in r.findings}
+
+
+def test_deep_sigmoid_vanishes_and_cites_the_derivative_bound():
+    r = _run(depth=10, activation="sigmoid", init="xavier_uniform")
+    assert r.summary.verdict == "vanishing"
+    f = _codes(r)["vanishing-gradient"]
+    assert "σ' ≤ 0.25" in f.message and "10 sigmoid layers" in f.message and "0.25^10" in f.message
+    assert "relu" in f.hint and "he_normal" in f.hint
+    assert r.layers[0].status == "vanishing" and r.layers[-1].status == "healthy"
+    assert r.layers[0].median("gradient_ratio") < 1e-4
+
+
+@pytest.mark.parametrize("activation", ["tanh", "identity"])
+def test_normal_std_one_stack_explodes(activation):
+    r = _run(activation=activation, init={"scheme": "normal", "std": 1.0}, depth=8)
+    assert r.summary.verdict == "exploding"
+    f = _codes(r)["exploding-gradient"]
+    assert "smaller init" in f.hint
+    assert r.layers[0].median("delta_ratio") > 100
+
+
+def test_mse_on_softmax_is_flagged_with_cross_entropy_as_remedy():
+    r = gradscope.run({"seeds": 4, "network": {"depth": 2, "width": 32, "output_dim": 5, "activation": "relu",
+                                               "init": "he_normal", "output_activation": "softmax"},
+                       "loss": "mse", "data": {"kind": "blobs", "batch_size": 64}})
+    f = _codes(r)["mse-on-probabilities"]
+    assert "ŷ(1-ŷ)" in f.message and "cross_entropy" in f.hint
+    r = gradscope.run({"seeds": 4, "network": {"depth": 2, "width": 32, "output_dim": 1, "activation": "relu",
+                                               "init": "he_normal", "output_activation": "sigmoid"},
+                       "loss": "mse", "data": {"kind": "blobs", "batch_size": 64}})
+    assert "bce" in _codes(r)["mse-on-probabilities"].hint
+
+
+def test_relu_with_large_negative_bias_has_dead_units():
+    r = _run(activation="relu", init="he_normal", bias_init={"scheme": "constant", "value": -3.0})
+    assert r.summary.verdict == "dead"
+    f = _codes(r)["dead-units"]
+    assert f.severity == "error" and "mean bias -3" in f.message
+    assert r.layers[1].median("dead_fraction") == 1.0 and r.layers[1].status == "dead"
+    assert "dead units in layers 2–6" in _codes(r)["vanishing-gradient"].message
+
+
+def test_overflow_is_reported_at_the_first_layer_without_crashing(recwarn):
+    r = gradscope.run({"seeds": 3, "network": {"input_dim": 8, "widths": [64] * 40, "output_dim": 3,
+                                               "activation": "identity", "init": {"scheme": "normal", "std": 1e9},
+                                               "bias": False},
+                       "data": {"batch_size": 8}})
+    assert r.summary.verdict == "overflow" and r.summary.overflow_seeds == 3
+    f = _codes(r)["overflow"]
+    # |z| grows by ~1e9·√64 per layer: float64's 1.8e308 is passed around layer 32
+    first = int(f.message.split("forward pass at layer ")[1].split()[0])
+    z_scale = [np.log10(1e9 * np.sqrt(n)) for n in [8] + [64] * 40]
+    expected = int(np.argmax(np.cumsum(z_scale) > 308)) + 1
+    assert abs(first - expected) <= 1
+    assert len(recwarn) == 0
+    json.dumps(r.to_dict(), allow_nan=False)
+
+
+def test_he_relu_net_is_healthy():
+    r = _run(activation="relu", init="he_normal", depth=12)
+    assert r.summary.verdict == "healthy"
+    assert not {"vanishing-gradient", "exploding-gradient"} & set(_codes(r))
+    assert r.summary.gradient_spread < 10
+
+
+def test_non_centered_inputs_are_flagged_and_centering_clears_it():
+    base = {"seeds": 4, "network": {"depth": 3, "width": 32, "activation": "tanh"},
+            "data": {"kind": "uniform", "center": False}}
+    assert "non-centered-inputs" in _codes(gradscope.run(base))
+    base["data"]["center"] = True
+    assert "non-centered-inputs" not in _codes(gradscope.run(base))
+
+
+def test_zero_init_is_symmetric():
+    r = _run(activation="tanh", init="zeros")
+    assert "symmetric-init" in _codes(r)
+    assert r.layers[0].median("weight_grad_norm") == 0.0
+
+
+def test_thresholds_are_configurable():
+    sc = {"seeds": 4, "network": {"depth": 4, "width": 64, "activation": "sigmoid"},
+          "diagnostics": {"vanishing_ratio": 1e-9}}
+    assert gradscope.run(sc).summary.verdict != "vanishing"
+
+
+def test_statistics_are_the_ensemble_summaries_of_the_per_seed_values():
+    r = _run(activation="tanh", init="xavier_normal")
+    per = r.per_seed["weight_grad_norm1"]
+    params, p = r.arrays
+    np.testing.assert_allclose(per, np.linalg.norm(p.dW[0].reshape(8, -1), axis=1), rtol=1e-12)
+    s = r.layers[0].stats["weight_grad_norm"]
+    assert s.median == pytest.approx(float(np.median(per))) and s.max == pytest.approx(float(per.max()))
+    ratio = r.per_seed["gradient_ratio1"]
+    np.testing.assert_allclose(ratio, per / r.per_seed[f"weight_grad_norm{len(r.layers)}"], rtol=1e-12)
+
+
+def test_every_finding_code_is_documented_in_the_readme():
+    readme = open("README.md", encoding="utf-8").read()
+    for code in CODES:
+        assert f"`{code}`" in readme, code

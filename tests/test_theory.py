@@ -1,0 +1,75 @@
+import math
+
+import numpy as np
+import pytest
+
+import gradscope
+from gradscope.scenario import load_scenario
+from gradscope.theory import chi, fixed_point, gaussian_expectation, mean_field, predict_layers
+
+
+@pytest.mark.parametrize(("sw2", "chi1", "q_star"), [(1.0, 0.7590, 0.1936), (2.5, 1.1335, 1.0640)])
+def test_tanh_reference_values(sw2, chi1, q_star):
+    mf = mean_field("tanh", sw2, 0.05)
+    assert mf.chi1 == pytest.approx(chi1, abs=1e-4)
+    assert mf.q_star == pytest.approx(q_star, abs=1e-4)
+
+
+@pytest.mark.parametrize("sw2", [0.5, 0.9])
+def test_tanh_without_bias_below_one_has_trivial_fixed_point(sw2):
+    mf = mean_field("tanh", sw2, 0.0)
+    assert mf.q_star == 0.0
+    assert mf.chi1 == pytest.approx(sw2, abs=1e-12)
+
+
+@pytest.mark.parametrize("sw2", [1.0, 2.0, 3.0])
+def test_relu_chi_is_half_sigma_w2_and_has_no_fixed_point(sw2):
+    mf = mean_field("relu", sw2, 0.0)
+    assert mf.chi1 == pytest.approx(sw2 / 2, abs=1e-12)
+    assert mf.q_star is None and "no nontrivial fixed point" in mf.note
+
+
+def test_quadrature_against_closed_forms():
+    assert gaussian_expectation(lambda x: x**2, 3.0) == pytest.approx(3.0, rel=1e-12)
+    assert gaussian_expectation(lambda x: x**4, 50.0) == pytest.approx(3 * 2500.0, rel=1e-10)
+    assert gaussian_expectation(lambda x: np.maximum(x, 0) ** 2, 7.0) == pytest.approx(3.5, rel=1e-10)
+    # E[σ'(z)²] ≤ 1/16 for sigmoid: χ₁ ≤ σ_w²/16
+    assert chi(1.0, 1.0, "sigmoid") < 1 / 16
+
+
+def test_fixed_point_is_a_fixed_point():
+    q = fixed_point(1.7, 0.1, "tanh")
+    from gradscope.theory import length_map
+
+    assert length_map(q, 1.7, 0.1, "tanh") == pytest.approx(q, rel=1e-10)
+
+
+def test_predicted_delta_ratio_is_product_of_chis():
+    pred = predict_layers([10, 20, 20, 20, 5], [("tanh", {})] * 3, [1.0, 1.5, 1.5, 1.5], [0.0] * 4, 10.0)
+    assert pred.delta_ratio[-1] == 1.0
+    assert pred.delta_ratio[0] == pytest.approx(math.sqrt(pred.chi[0] * pred.chi[1] * pred.chi[2]))
+
+
+def test_measured_backward_factor_of_a_wide_tanh_net_matches_chi1():
+    # σ_w² = 2.5 (xavier_normal with gain √2.5 on equal widths), σ_b² = 0.05: χ₁ = 1.1335
+    sc = load_scenario({"seed": 1, "seeds": 4,
+                        "network": {"input_dim": 512, "depth": 8, "width": 512, "output_dim": 10, "activation": "tanh",
+                                    "init": {"scheme": "xavier_normal", "gain": math.sqrt(2.5)},
+                                    "bias_init": {"scheme": "normal", "std": math.sqrt(0.05)}},
+                        "data": {"kind": "gaussian", "batch_size": 32}})
+    r = gradscope.run(sc)
+    assert r.summary.chi1 == pytest.approx(1.1335, abs=1e-4)
+    # layers 3..7: q has converged to q*, so ‖δ_l‖²/‖δ_l+1‖² should be χ₁
+    measured = np.median([r.layers[i].median("backward_gain") ** 2 for i in range(2, 7)])
+    assert measured == pytest.approx(1.1335, rel=0.04)
+    # and the per-layer prediction tracks the measurement across the whole net
+    for lay in r.layers[:-1]:
+        assert lay.median("delta_ratio") == pytest.approx(lay.predicted_delta_ratio, rel=0.15)
+
+
+def test_theory_says_when_it_does_not_apply():
+    r = gradscope.run({"seeds": 2, "network": {"depth": 3, "width": 16, "init": "orthogonal"}})
+    assert r.summary.theory["applies"] is False and "orthogonal" in r.summary.theory["reason"]
+    assert all(lay.predicted_gradient_ratio is None for lay in r.layers)
+    r = gradscope.run({"seeds": 2, "network": {"depth": 3, "width": 8, "init": "he_normal"}})
+    assert any("narrow" in c for c in r.summary.theory["caveats"])
