@@ -197,12 +197,8 @@ def parse_size(text: str) -> int:
     t = text.strip().lower().replace(" ", "")
     units = {"tib": 2**40, "gib": 2**30, "mib": 2**20, "kib": 2**10, "tb": 10**12, "gb": 10**9,
              "mb": 10**6, "kb": 10**3, "t": 2**40, "g": 2**30, "m": 2**20, "k": 2**10, "b": 1}
-    for suffix, mult in units.items():
-        if t.endswith(suffix):
-            number = t[: -len(suffix)]
-            break
-    else:
-        number, mult = t, 1
+    suffix = next((u for u in units if t.endswith(u)), "")
+    number, mult = (t[: -len(suffix)], units[suffix]) if suffix else (t, 1)
     try:
         value = float(number) * mult
     except ValueError:

@@ -30,7 +30,7 @@ def test_derivative_matches_finite_differences(name):
     act = ACTIVATIONS.get(name)
     z = _points()
     for params in PARAM_VARIANTS.get(name, [{}]):
-        fd = central_diff(lambda x: act.fn(x, **params), z)
+        fd = central_diff(lambda x, p=params: act.fn(x, **p), z)
         an = act.grad(z, act.fn(z, **params), **params)
         np.testing.assert_allclose(an, fd, rtol=1e-6, atol=1e-9, err_msg=f"{name} {params}")
 
