@@ -36,8 +36,9 @@ ACTIVATIONS: Registry[Activation] = Registry("activation")
 
 
 def _sigmoid(z: Array) -> Array:
-    # 0.5·(1 + tanh(z/2)) is exact and never overflows
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    # 1/(1 + e^-z): e^-z overflows to inf for z < -709 and the result is then exactly 0, as it should be
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def _erf(x: Array) -> Array:

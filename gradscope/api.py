@@ -36,14 +36,13 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
     """Analyze one scenario at initialization (and, with a `train:` block, over training)."""
     sc = _as_scenario(scenario)
     check_memory(sc, max_memory)
-    data = draw_data(sc)
-    params = init_params(sc)
-    report = analyze(sc, params, data.x, loss_target(sc, data), label=label)
     if sc.train is not None:
         from .training import train
 
-        report = train(sc, report, max_memory=max_memory)
-    return report
+        return train(sc, label=label, max_memory=max_memory)
+    data = draw_data(sc)
+    params = init_params(sc)
+    return analyze(sc, params, data.x, loss_target(sc, data), label=label)
 
 
 def save_arrays(report: RunReport, path: str | Path) -> None:

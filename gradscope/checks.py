@@ -25,6 +25,9 @@ class CheckResult:
                 "reasons": list(self.reasons), "expected": self.expected}
 
 
+TRAINING_EXPECT = ("min_accuracy", "max_accuracy", "max_final_loss", "max_steps_to_accuracy", "min_steps_to_accuracy")
+
+
 def _bound(failures: list[str], what: str, value: float | None, lo: float | None, hi: float | None) -> None:
     if lo is None and hi is None:
         return
@@ -81,12 +84,22 @@ def evaluate(report: RunReport, expect: dict[str, Any] | None) -> list[str]:
                           ("saturation", "saturation"), ("dead_fraction", "dead_fraction")):
             _bound(failures, f"{name} {stat}", lay.median(key), bound.get(f"min_{stat}"), bound.get(f"max_{stat}"))
     tr = report.training
-    if "min_accuracy" in expect or "max_final_loss" in expect:
+    train_keys = [k for k in TRAINING_EXPECT if k in expect]
+    if train_keys:
         if tr is None:
-            failures.append("min_accuracy/max_final_loss need a train: block")
+            failures.append(f"{', '.join(train_keys)} need a train: block")
         else:
-            _bound(failures, "final held-out accuracy", tr.get("final_accuracy"), expect.get("min_accuracy"), None)
+            _bound(failures, "final held-out accuracy", tr.get("final_accuracy"), expect.get("min_accuracy"),
+                   expect.get("max_accuracy"))
             _bound(failures, "final held-out loss", tr.get("final_loss"), None, expect.get("max_final_loss"))
+            reached = tr.get("steps_to_accuracy")
+            if "max_steps_to_accuracy" in expect and (reached is None or reached > expect["max_steps_to_accuracy"]):
+                failures.append(f"90% held-out accuracy reached at step {reached}, expected by step "
+                                f"{expect['max_steps_to_accuracy']}" if reached is not None else
+                                f"90% held-out accuracy never reached, expected by step {expect['max_steps_to_accuracy']}")
+            if "min_steps_to_accuracy" in expect and reached is not None and reached < expect["min_steps_to_accuracy"]:
+                failures.append(f"90% held-out accuracy reached already at step {reached}, expected not before "
+                                f"step {expect['min_steps_to_accuracy']}")
     return failures
 
 

@@ -194,6 +194,61 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
             raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------- compare
+
+
+@app.command()
+def compare(variants: Annotated[list[str], typer.Argument(
+                help="Two or more loss names (mse ce), activations (sigmoid tanh relu), init schemes "
+                     "(standard xavier_uniform he_normal) or scenario files.", show_default=False)],
+            scenario: Annotated[Path | None, typer.Option(
+                "--scenario", help="Scenario to vary (default: the bundled classify-blobs).")] = None,
+            axis: Annotated[str | None, typer.Option(
+                "--axis", help="Force the varied axis: loss | activation | init | scenario.")] = None,
+            probs: Annotated[list[str] | None, typer.Option(
+                "--probs", help="A prediction vector, e.g. 0.8,0.1,0.1 (repeatable): loss and gradient per loss.")]
+            = None,
+            target: Annotated[int, typer.Option("--target", min=0, help="True class of --probs.")] = 0,
+            train: Annotated[int | None, typer.Option("--train", min=1, help="Train every variant N steps: a "
+                                                      "training race.")] = None,
+            seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None, format: FormatOpt = Format.table,
+            output: OutputOpt = None,
+            curve_csv: Annotated[Path | None, typer.Option(
+                "--curve-csv", help="Also write the output-layer curve (losses) to this CSV file.")] = None,
+            max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False) -> None:
+    """Compare variants of one scenario along one axis, side by side.
+
+    Example: gradscope compare mse ce --probs 0.8,0.1,0.1 --probs 0.8,0.15,0.05 --target 0
+    Example: gradscope compare xavier_uniform he_normal --scenario scenarios/relu-xavier.yaml
+    """
+    from . import render
+    from .compare import compare as run_compare
+    from .compare import parse_probs
+    from .engine import parse_size
+
+    with _errors():
+        vectors = parse_probs(probs, target) if probs else None
+        if scenario is not None and not scenario.is_file():
+            raise GradscopeError(f"--scenario {scenario}: no such file")
+        cmp = run_compare(scenario, variants, axis=axis, overrides=list(set_ or []), seed=seed, seeds=seeds,
+                          probs=vectors, target=target, train_steps=train, max_memory=parse_size(max_memory))
+        if curve_csv is not None:
+            if cmp.curve is None:
+                raise GradscopeError("--curve-csv needs a comparison of losses")
+            try:
+                curve_csv.write_text(render.curve_csv(cmp), encoding="utf-8")
+            except OSError as exc:
+                raise GradscopeError(f"--curve-csv {curve_csv}: cannot write ({exc.strerror})") from None
+        if format is Format.json:
+            _emit(render.to_json(cmp.to_dict()), None, output, no_color)
+        elif format is Format.csv:
+            _emit(render.compare_csv(cmp), None, output, no_color)
+        elif format is Format.markdown:
+            _emit(render.compare_markdown(cmp), None, output, no_color)
+        else:
+            _emit(None, render.compare_renderable(cmp, width=_width(output)), output, no_color)
+
+
 # ---------------------------------------------------------------- list, schema, init
 
 

@@ -219,9 +219,16 @@ def findings_text(report: RunReport) -> Text:
 
 def run_renderable(report: RunReport, *, quiet: bool = False, width: int = 160) -> Group:
     if quiet:
-        return Group(verdict_text(report))
-    return Group(header(report), Text(""), layer_table(report, width=width), Text(""), strip_table(report),
-                 Text(""), verdict_text(report), Text(""), findings_text(report))
+        parts: list[Any] = [verdict_text(report)]
+        if report.history:
+            parts.append(training_text(report))
+        return Group(*parts)
+    parts = [header(report), Text(""), layer_table(report, width=width), Text(""), strip_table(report), Text(""),
+             verdict_text(report)]
+    if report.history:
+        parts += [Text(""), training_table(report), Text(""), training_text(report)]
+    parts += [Text(""), findings_text(report)]
+    return Group(*parts)
 
 
 def run_markdown(report: RunReport) -> str:
@@ -327,3 +334,272 @@ def catalog_renderable(cat: dict[str, list[dict[str, Any]]]) -> Group:
             table.add_row(name, e["description"], ps)
         parts += [table, Text("")]
     return Group(*parts)
+
+
+# ---------------------------------------------------------------- compare
+
+
+def _small(values: Sequence[float], i: int) -> bool:
+    """Is |values[i]| under 1% of the largest |value| at this p?"""
+    top = max(abs(v) for v in values)
+    return top > 0 and abs(values[i]) < 0.01 * top
+
+
+def curve_table(cmp: Any) -> Table:
+    labels = list(cmp.labels)
+    k = cmp.reports[0].scenario["network"]["output_dim"]
+    table = Table(title=f"output layer: ∂L/∂z of the true class vs its predicted probability p "
+                        f"({max(k, 2)} classes, the others share 1-p)", title_justify="left", box=None,
+                  pad_edge=False, header_style="bold", collapse_padding=True,
+                  caption="◀ marks a gradient under 1% of the largest at the same p", caption_justify="left")
+    table.add_column("p", justify="right")
+    for lab in labels:
+        table.add_column(f"{lab} loss", justify="right", style="dim")
+        table.add_column(f"{lab} ∂L/∂z_true", justify="right")
+    if len(labels) == 2:
+        table.add_column(f"{labels[0]}/{labels[1]}", justify="right")
+    for row in cmp.curve:
+        grads = [row[lab]["grad_true_logit"] for lab in labels]
+        cells: list[Any] = [fmt(row["p"], 4)]
+        for i, lab in enumerate(labels):
+            cells.append(fmt(row[lab]["loss"], 4))
+            mark = " ◀" if _small(grads, i) else "  "
+            cells.append(Text(fmt(grads[i], 4) + mark, style="bold red" if mark.strip() else ""))
+        if len(labels) == 2:
+            cells.append(fmt(grads[0] / grads[1] if grads[1] else None, 3))
+        table.add_row(*cells)
+    return table
+
+
+def probs_renderable(cmp: Any) -> Table:
+    table = Table(title="loss and ∂L/∂z at the given predictions", title_justify="left", box=None,
+                  pad_edge=False, header_style="bold", collapse_padding=True)
+    table.add_column("prediction ŷ")
+    table.add_column("target", justify="right")
+    table.add_column("loss")
+    table.add_column("value", justify="right")
+    table.add_column("∂L/∂z")
+    for row in cmp.probs:
+        for j, lab in enumerate(cmp.labels):
+            head = "[" + ", ".join(fmt(x, 3) for x in row["probs"]) + "]" if j == 0 else ""
+            table.add_row(head, str(row["target"]) if j == 0 else "", lab, fmt(row[lab]["loss"], 4),
+                          "[" + ", ".join(fmt(g, 4) for g in row[lab]["grad"]) + "]")
+    return table
+
+
+def side_by_side(cmp: Any) -> Table:
+    reports = cmp.reports
+    table = Table(title="per-layer gradients, side by side (medians over seeds)", title_justify="left", box=None,
+                  pad_edge=False, header_style="bold", collapse_padding=True)
+    table.add_column("layer", justify="right")
+    table.add_column("shape", justify="right")
+    for lab in cmp.labels:
+        table.add_column(f"{lab} ‖∂L/∂W‖", justify="right")
+        table.add_column("ratio", justify="right")
+        table.add_column("status")
+    n = max(len(r.layers) for r in reports)
+    for i in range(n):
+        first = next(r.layers[i] for r in reports if i < len(r.layers))
+        row: list[Any] = [str(i + 1), f"{first.fan_in}→{first.fan_out}"]
+        for r in reports:
+            if i < len(r.layers):
+                lay = r.layers[i]
+                row += [fmt(lay.median("weight_grad_norm")), fmt(lay.median("gradient_ratio")),
+                        Text(lay.status, style=STATUS_STYLE.get(lay.status, ""))]
+            else:
+                row += ["", "", ""]
+        table.add_row(*row)
+    return table
+
+
+def compare_verdicts(cmp: Any) -> Text:
+    t = Text()
+    for i, (lab, r) in enumerate(zip(cmp.labels, cmp.reports, strict=True)):
+        s = r.summary
+        if i:
+            t.append("\n")
+        t.append(f"{lab}: ", style="bold")
+        t.append(s.verdict.upper(), style="bold " + STATUS_STYLE.get(s.verdict, ""))
+        t.append(f" — gradient spread {fmt(s.gradient_spread)}, loss {fmt(s.loss.median)}, output-layer "
+                 f"‖∂L/∂W‖ {fmt(r.layers[-1].median('weight_grad_norm'))}")
+        if s.chi1 is not None:
+            t.append(f", χ₁ {fmt(s.chi1)}")
+    return t
+
+
+def differing_text(cmp: Any) -> Text:
+    t = Text()
+    if not cmp.differing:
+        t.append("findings: the same codes for every variant", style="dim")
+        return t
+    t.append("findings that differ:", style="bold")
+    for code, labs in cmp.differing.items():
+        t.append(f"\n{code}", style="bold yellow")
+        t.append(f" (only {', '.join(labs)})")
+        for lab in labs:
+            r = cmp.reports[list(cmp.labels).index(lab)]
+            f = next(f for f in r.findings if f.code == code)
+            t.append(f"\n  {lab}: {f.message}\n  → {f.hint}", style="")
+    return t
+
+
+def compare_renderable(cmp: Any, *, width: int = 160) -> Group:
+    title = Text()
+    title.append(f"compare {cmp.axis}: {' vs '.join(cmp.labels)}", style="bold")
+    title.append(f"  ({cmp.scenario_source})", style="dim")
+    parts: list[Any] = [title, Text("")]
+    if cmp.curve is not None:
+        parts += [curve_table(cmp), Text("")]
+    if cmp.probs is not None:
+        parts += [probs_renderable(cmp), Text("")]
+    for note in cmp.notes:
+        parts += [Text(f"note: {note}", style="dim")]
+    parts += [side_by_side(cmp), Text(""), compare_verdicts(cmp), Text(""), differing_text(cmp)]
+    if cmp.race is not None:
+        parts += [Text(""), race_renderable(cmp.race)]
+    return Group(*parts)
+
+
+def compare_markdown(cmp: Any) -> str:
+    lines = [f"## gradscope compare {cmp.axis}: {' vs '.join(cmp.labels)}", ""]
+    if cmp.curve is not None:
+        head = "| p | " + " | ".join(f"{lab} loss | {lab} ∂L/∂z_true" for lab in cmp.labels) + " |"
+        lines += [head, "|" + "---:|" * (1 + 2 * len(cmp.labels))]
+        for row in cmp.curve:
+            grads = [row[lab]["grad_true_logit"] for lab in cmp.labels]
+            cells = []
+            for i, lab in enumerate(cmp.labels):
+                g = fmt(grads[i], 4)
+                cells += [fmt(row[lab]["loss"], 4), f"**{g}**" if _small(grads, i) else g]
+            lines.append(f"| {fmt(row['p'], 4)} | " + " | ".join(cells) + " |")
+        lines += ["", "Bold: a gradient under 1% of the largest at the same p.", ""]
+    if cmp.probs is not None:
+        lines += ["| prediction | target | loss | value | ∂L/∂z |", "|---|---:|---|---:|---|"]
+        for row in cmp.probs:
+            for lab in cmp.labels:
+                lines.append(f"| {row['probs']} | {row['target']} | {lab} | {fmt(row[lab]['loss'], 4)} | "
+                             f"{[round(g, 6) for g in row[lab]['grad']]} |")
+        lines.append("")
+    for r in cmp.reports:
+        lines.append(run_markdown(r))
+    if cmp.differing:
+        lines.append("Findings that differ: " + "; ".join(f"`{c}` only in {', '.join(v)}"
+                                                        for c, v in cmp.differing.items()))
+    return "\n".join(lines) + "\n"
+
+
+def compare_csv(cmp: Any) -> str:
+    head: list[str] = []
+    rows: list[list[Any]] = []
+    for r in cmp.reports:
+        head, part = run_csv_rows(r)
+        rows += part
+    return csv_text(head, rows)
+
+
+def curve_csv(cmp: Any) -> str:
+    head = ["p"] + [f"{lab}_{k}" for lab in cmp.labels for k in ("loss", "grad_true_logit")]
+    rows = [[repr(row["p"])] + [repr(row[lab][k]) for lab in cmp.labels for k in ("loss", "grad_true_logit")]
+            for row in cmp.curve]
+    return csv_text(head, rows)
+
+
+# ---------------------------------------------------------------- training
+
+HEAT = ("grey30", "blue", "dodger_blue2", "cyan", "green", "yellow", "dark_orange", "red")
+MAX_STEP_COLUMNS = 9
+
+
+def _step_columns(n: int) -> list[int]:
+    """Indices of at most MAX_STEP_COLUMNS recorded steps, evenly spread, first and last included."""
+    if n <= MAX_STEP_COLUMNS:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (MAX_STEP_COLUMNS - 1)) for i in range(MAX_STEP_COLUMNS)})
+
+
+def heat_cell(value: float | None, lo: float, hi: float) -> Text:
+    """The value on a background colour placed by log10(value) between lo and hi."""
+    if value is None or value <= 0:
+        return Text(fmt(value, 2))
+    frac = 0.0 if hi <= lo else (math.log10(value) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+    color = HEAT[min(len(HEAT) - 1, max(0, int(frac * len(HEAT))))]
+    return Text(f" {fmt(value, 2)} ", style=f"black on {color}")
+
+
+def training_table(report: RunReport) -> Table:
+    hist = list(report.history or ())
+    cols = _step_columns(len(hist))
+    vals = _positive([h["layers"][i]["weight_grad_norm"]["median"] for h in hist for i in range(len(h["layers"]))])
+    lo, hi = (min(vals), max(vals)) if vals else (1.0, 1.0)
+    table = Table(title="median ‖∂L/∂W‖ per layer over training steps (colour: log scale, "
+                        f"{fmt(lo, 2)} blue … {fmt(hi, 2)} red)", title_justify="left", box=None, pad_edge=False,
+                  header_style="bold", collapse_padding=True)
+    table.add_column("layer", justify="right")
+    for c in cols:
+        table.add_column(f"step {hist[c]['step']}", justify="right")
+    for i in range(len(hist[0]["layers"])):
+        table.add_row(str(i + 1), *[heat_cell(hist[c]["layers"][i]["weight_grad_norm"]["median"], lo, hi)
+                                    for c in cols])
+    table.add_row("train loss", *[fmt(hist[c]["train_loss"]["median"]) for c in cols])
+    table.add_row("held-out loss", *[fmt(hist[c]["holdout_loss"]["median"]) for c in cols])
+    if hist[0]["holdout_accuracy"] is not None:
+        table.add_row("held-out acc", *[fmt(hist[c]["holdout_accuracy"]["median"]) for c in cols])
+    table.add_row("verdict", *[Text(hist[c]["verdict"], style=STATUS_STYLE.get(hist[c]["verdict"], ""))
+                               for c in cols])
+    return table
+
+
+def _change(fall: float | None) -> str:
+    """'fell 300×' for a fall factor of 300, 'rose 4×' for 0.25."""
+    if fall is None:
+        return "changed by an unknown factor"
+    return f"fell {fmt(fall)}×" if fall >= 1 else f"rose {fmt(1 / fall)}×"
+
+
+def training_text(report: RunReport) -> Text:
+    tr = report.training or {}
+    t = Text()
+    t.append("training: ", style="bold")
+    fall = tr.get("gradient_fall", {})
+    keys = list(fall)
+    if keys:
+        t.append(f"layer 1 gradient {_change(fall[keys[0]])} during training while the output layer's "
+                 f"{_change(fall[keys[-1]])}; ")
+    t.append(f"held-out loss {fmt(tr.get('initial_loss'))} → {fmt(tr.get('final_loss'))}")
+    if tr.get("final_accuracy") is not None:
+        t.append(f", accuracy {fmt(tr['final_accuracy'])}")
+        s90 = tr.get("steps_to_accuracy")
+        t.append(f" (90% first reached at step {s90})" if s90 is not None else " (90% not reached)")
+    t.append(f"; {tr.get('steps')} steps of {tr.get('optimizer')}, lr {fmt(tr.get('lr'))}, medians over "
+             f"{report.summary.seeds} seeds")
+    return t
+
+
+def race_renderable(race: dict[str, Any]) -> Group:
+    """Loss and accuracy per recorded step per variant, and who got where first."""
+    per = race["variants"]
+    labels = list(per)
+    steps = per[labels[0]]["steps"]
+    cols = _step_columns(len(steps))
+    table = Table(title="training race: held-out loss / accuracy (medians over seeds)", title_justify="left",
+                  box=None, pad_edge=False, header_style="bold", collapse_padding=True)
+    table.add_column("variant")
+    for c in cols:
+        table.add_column(f"step {steps[c]}", justify="right")
+    for lab in labels:
+        v = per[lab]
+        cells = []
+        for c in cols:
+            acc = v["holdout_accuracy"][c] if c < len(v["holdout_accuracy"]) else None
+            loss = v["holdout_loss"][c] if c < len(v["holdout_loss"]) else None
+            cells.append(fmt(loss) + (f" / {fmt(acc)}" if acc is not None else ""))
+        table.add_row(lab, *cells)
+    t = Text()
+    if race.get("accuracy_level") is not None:
+        t.append(f"first to {fmt(race['accuracy_level'])} held-out accuracy: ", style="bold")
+        parts = [f"{lab} at step {s}" if s is not None else f"{lab} never"
+                 for lab, s in sorted(race["first_to_level"].items(), key=lambda kv: (kv[1] is None, kv[1] or 0))]
+        t.append("; ".join(parts))
+    if race.get("leader"):
+        t.append(f"\nleader: {race['leader']}", style="bold green")
+    return Group(table, t)

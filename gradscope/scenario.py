@@ -115,7 +115,13 @@ EXPECT_KEYS: dict[str, Key] = {
     "layers": Key("list[mapping]", None, "per-layer bounds: {layer: 1, min_gradient_ratio: ..., ...}"),
     "min_accuracy": Key("float", None, "lower bound on the final held-out accuracy (training)",
                         minimum=0.0, maximum=1.0),
+    "max_accuracy": Key("float", None, "upper bound on the final held-out accuracy (training)",
+                        minimum=0.0, maximum=1.0),
     "max_final_loss": Key("float", None, "upper bound on the final held-out loss (training)", minimum=0.0),
+    "max_steps_to_accuracy": Key("int", None, "90% held-out accuracy reached at or before this step (training)",
+                                 minimum=0),
+    "min_steps_to_accuracy": Key("int", None, "90% held-out accuracy not reached before this step (training)",
+                                 minimum=0),
 }
 
 EXPECT_LAYER_KEYS: dict[str, Key] = {
