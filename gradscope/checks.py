@@ -93,10 +93,10 @@ def evaluate(report: RunReport, expect: dict[str, Any] | None) -> list[str]:
                    expect.get("max_accuracy"))
             _bound(failures, "final held-out loss", tr.get("final_loss"), None, expect.get("max_final_loss"))
             reached = tr.get("steps_to_accuracy")
-            if "max_steps_to_accuracy" in expect and (reached is None or reached > expect["max_steps_to_accuracy"]):
-                failures.append(f"90% held-out accuracy reached at step {reached}, expected by step "
-                                f"{expect['max_steps_to_accuracy']}" if reached is not None else
-                                f"90% held-out accuracy never reached, expected by step {expect['max_steps_to_accuracy']}")
+            by = expect.get("max_steps_to_accuracy")
+            if by is not None and (reached is None or reached > by):
+                when = f"at step {reached}" if reached is not None else "never"
+                failures.append(f"90% held-out accuracy reached {when}, expected by step {by}")
             if "min_steps_to_accuracy" in expect and reached is not None and reached < expect["min_steps_to_accuracy"]:
                 failures.append(f"90% held-out accuracy reached already at step {reached}, expected not before "
                                 f"step {expect['min_steps_to_accuracy']}")
