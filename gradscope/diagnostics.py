@@ -52,6 +52,9 @@ CODES = {
     "forward-explosion": "the forward signal grows layer by layer",
     "symmetric-init": "constant initialization: all units of a layer stay identical",
     "update-ratio": "lr·‖∂L/∂W‖/‖W‖ far from the 1e-3 guide",
+    "gradient-fade": "training: layer 1's gradient fell far more than the output layer's",
+    "loss-plateau": "training: the held-out loss stopped improving",
+    "training-diverged": "training: the held-out loss became non-finite or grew",
 }
 
 

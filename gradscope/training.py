@@ -131,8 +131,10 @@ def dynamics(sc: Scenario, history: list[dict[str, Any]]) -> tuple[dict[str, Any
             "gradient-fade", "warning", (1,),
             f"layer 1 gradient fell {f1:.3g}× during training while the output layer's fell {fL:.3g}× "
             f"(median ‖∂L/∂W‖ {_median_norm(first, 0):.3g} → {_median_norm(last, 0):.3g})",
-            "the early layers stop learning first: use relu + he_normal or tanh + xavier, or an adaptive "
-            "optimizer (adam) that rescales per-parameter steps"))
+            "the early layers stop learning first as their units saturate: lower the learning rate, or use relu + "
+            "he_normal (or tanh + xavier), whose derivatives do not vanish"
+            + ("" if sc.train and sc.train["optimizer"] == "adam" else
+               ", or adam, which rescales each parameter's step")))
     if loss0 is None or loss1 is None or not math.isfinite(loss1):
         findings.append(Finding("training-diverged", "error", tuple(range(1, L + 1)),
                                 "the held-out loss became NaN/Inf during training",
