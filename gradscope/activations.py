@@ -36,9 +36,25 @@ ACTIVATIONS: Registry[Activation] = Registry("activation")
 
 
 def _sigmoid(z: Array) -> Array:
-    # 1/(1 + e^-z): e^-z overflows to inf for z < -709 and the result is then exactly 0, as it should be
+    # 1/(1 + e^-z), in place on one buffer: e^-z overflows to inf for z < -709 and the result is then
+    # exactly 0, as it should be
+    e = np.negative(z)
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-z))
+        np.exp(e, out=e)
+    e += 1.0
+    return np.reciprocal(e, out=e)
+
+
+def _sigmoid_grad(z: Array, a: Array) -> Array:
+    g = 1.0 - a
+    g *= a
+    return g
+
+
+def _tanh_grad(z: Array, a: Array) -> Array:
+    g = a * a
+    np.subtract(1.0, g, out=g)
+    return g
 
 
 def _erf(x: Array) -> Array:
@@ -94,10 +110,10 @@ _reg = ACTIVATIONS.register
 _reg(Activation("identity", "φ(z) = z (a linear layer)", fn=lambda z: z,
                 grad=lambda z, a: np.ones_like(z), torch_gain=lambda: 1.0), "linear")
 _reg(Activation("sigmoid", "logistic 1/(1+e^-z); φ' = a(1-a) ≤ 0.25",
-                fn=_sigmoid, grad=lambda z, a: a * (1.0 - a), max_grad=lambda: 0.25,
+                fn=_sigmoid, grad=_sigmoid_grad, max_grad=lambda: 0.25,
                 saturating=True, torch_gain=lambda: 1.0))
 _reg(Activation("tanh", "hyperbolic tangent; φ' = 1 - a² ≤ 1",
-                fn=np.tanh, grad=lambda z, a: 1.0 - a * a, saturating=True,
+                fn=np.tanh, grad=_tanh_grad, saturating=True,
                 torch_gain=lambda: 5.0 / 3.0))
 _reg(Activation("relu", "max(0, z); φ' is 1 for z > 0 and 0 otherwise",
                 fn=lambda z: np.maximum(z, 0.0), grad=lambda z, a: (z > 0).astype(z.dtype),
