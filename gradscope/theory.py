@@ -14,6 +14,7 @@ nodes (no node at the kink of ReLU-like functions).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,26 +24,36 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(200)
-_WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)
-# For large q, φ(√q z) varies on a scale finer than the Hermite nodes near 0; there the integral
-# is split at 0 and done by Gauss–Legendre on [-Z, 0] and [0, Z], whose nodes cluster at 0.
-_Z = 12.0
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(600)
-_HALF_X = 0.5 * _Z * (_GL_X + 1.0)
-_HALF_W = 0.5 * _Z * _GL_W * np.exp(-0.5 * _HALF_X**2) / math.sqrt(2.0 * math.pi)
-_GL_NODES = np.concatenate([-_HALF_X, _HALF_X])
-_GL_WEIGHTS = np.concatenate([_HALF_W, _HALF_W])
 _HERMITE_MAX_Q = 1.5
+_Z = 12.0
 
 Fn = Callable[[np.ndarray], np.ndarray]
 
 
+@functools.cache
+def _hermite() -> tuple[np.ndarray, np.ndarray]:
+    """200 probabilists' Gauss–Hermite nodes (none at 0) and weights normalized to N(0, 1)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(200)
+    return nodes, weights / math.sqrt(2.0 * math.pi)
+
+
+@functools.cache
+def _split_legendre() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre (600 nodes) on [-12, 0] and [0, 12], weighted by the N(0, 1) density.
+
+    For large q, φ(√q z) varies on a scale finer than the Hermite nodes near 0; Legendre nodes
+    cluster at the ends of each half, i.e. at 0, and the split makes kinks at 0 exact.
+    """
+    x, w = np.polynomial.legendre.leggauss(600)
+    half_x = 0.5 * _Z * (x + 1.0)
+    half_w = 0.5 * _Z * w * np.exp(-0.5 * half_x**2) / math.sqrt(2.0 * math.pi)
+    return np.concatenate([-half_x, half_x]), np.concatenate([half_w, half_w])
+
+
 def gaussian_expectation(f: Fn, q: float) -> float:
-    """E[f(√q z)] for z ~ N(0, 1): Gauss–Hermite (200 nodes, none at 0) for q ≤ 1.5, split Gauss–Legendre above."""
-    if q <= _HERMITE_MAX_Q:
-        return float(np.dot(_WEIGHTS, f(math.sqrt(max(q, 0.0)) * _NODES)))
-    return float(np.dot(_GL_WEIGHTS, f(math.sqrt(q) * _GL_NODES)))
+    """E[f(√q z)] for z ~ N(0, 1): Gauss–Hermite for q ≤ 1.5, split Gauss–Legendre above."""
+    nodes, weights = _hermite() if q <= _HERMITE_MAX_Q else _split_legendre()
+    return float(np.dot(weights, f(math.sqrt(max(q, 0.0)) * nodes)))
 
 
 def _phi(name: str, params: dict[str, Any] | None = None) -> tuple[Fn, Fn]:
@@ -72,17 +83,42 @@ def chi(q: float, sigma_w2: float, activation: str, params: dict[str, Any] | Non
 
 
 def fixed_point(sigma_w2: float, sigma_b2: float, activation: str, params: dict[str, Any] | None = None,
-                q0: float = 1.0, tol: float = 1e-13, max_iter: int = 100_000) -> float | None:
-    """q* of the length map by iteration from q0; None if q grows without bound."""
+                q0: float = 1.0, tol: float = 1e-13, max_iter: int = 500) -> float | None:
+    """The fixed point q* that iterating the length map from q0 approaches; None if q grows without bound.
+
+    Plain iteration converges geometrically unless χ is near 1 (e.g. tanh at σ_w² = 1, σ_b = 0, where
+    q_l ~ 1/l); then the attracting root of map(q) - q is located by a sign change on a log grid and
+    bisection, and 0 is returned when the map stays below the diagonal all the way down.
+    """
+    def g(q: float) -> float:
+        return length_map(q, sigma_w2, sigma_b2, activation, params) - q
+
     q = q0
     for _ in range(max_iter):
-        nq = length_map(q, sigma_w2, sigma_b2, activation, params)
+        nq = q + g(q)
         if not math.isfinite(nq) or nq > 1e12:
             return None
         if abs(nq - q) <= tol * max(1.0, q):
             return nq
         q = nq
-    return q
+    if g(q) < 0:  # still decreasing: the largest root below q, or 0
+        grid = np.geomspace(1e-12, q, 400)[::-1]
+    else:  # still increasing: the smallest root above q
+        grid = np.geomspace(q, 1e12, 400)
+    values = [g(float(x)) for x in grid]
+    for a, b, ga, gb in zip(grid[:-1], grid[1:], values[:-1], values[1:], strict=True):
+        if ga == 0.0:
+            return float(a)
+        if (ga < 0) != (gb < 0):
+            lo, hi = (float(a), float(b)) if ga < 0 else (float(b), float(a))
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if g(mid) < 0:
+                    lo = mid
+                else:
+                    hi = mid
+            return 0.5 * (lo + hi)
+    return 0.0 if g(q) < 0 else None
 
 
 @dataclass(frozen=True)
