@@ -7,7 +7,7 @@ check failed; 2 bad input (usage, YAML, schema, file); 130 interrupted.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -107,6 +107,21 @@ def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool
         make_console(no_color=no_color).print(renderable, soft_wrap=soft_wrap)
 
 
+def _show(format: Format, output: Path | None, no_color: bool, *, json: Callable[[], Any],
+          csv: Callable[[], str], markdown: Callable[[], str], table: Callable[[], Any]) -> None:
+    """Render a report in the chosen format (only the chosen one is built) and emit it."""
+    from .render import to_json
+
+    if format is Format.json:
+        _emit(to_json(json()), None, output, no_color)
+    elif format is Format.csv:
+        _emit(csv(), None, output, no_color)
+    elif format is Format.markdown:
+        _emit(markdown(), None, output, no_color)
+    else:
+        _emit(None, table(), output, no_color)
+
+
 def _load(scenario: Path | None, set_: list[str] | None, seed: int | None, seeds: int | None,
           train_steps: int | None = None) -> Any:
     from .scenario import load_scenario
@@ -141,14 +156,9 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
         report = api.run(sc, max_memory=parse_size(max_memory))
         if save_arrays is not None:
             api.save_arrays(report, save_arrays)
-        if format is Format.json:
-            _emit(render.to_json(report.to_dict()), None, output, no_color)
-        elif format is Format.csv:
-            _emit(render.run_csv(report), None, output, no_color)
-        elif format is Format.markdown:
-            _emit(render.run_markdown(report), None, output, no_color)
-        else:
-            _emit(None, render.run_renderable(report, quiet=quiet, width=_width(output)), output, no_color)
+        _show(format, output, no_color, json=report.to_dict, csv=lambda: render.run_csv(report),
+              markdown=lambda: render.run_markdown(report),
+              table=lambda: render.run_renderable(report, quiet=quiet, width=_width(output)))
         if sc.expect is not None:
             failures = evaluate(report, dict(sc.expect))
             if failures:
@@ -239,14 +249,9 @@ def compare(variants: Annotated[list[str], typer.Argument(
                 curve_csv.write_text(render.curve_csv(cmp), encoding="utf-8")
             except OSError as exc:
                 raise GradscopeError(f"--curve-csv {curve_csv}: cannot write ({exc.strerror})") from None
-        if format is Format.json:
-            _emit(render.to_json(cmp.to_dict()), None, output, no_color)
-        elif format is Format.csv:
-            _emit(render.compare_csv(cmp), None, output, no_color)
-        elif format is Format.markdown:
-            _emit(render.compare_markdown(cmp), None, output, no_color)
-        else:
-            _emit(None, render.compare_renderable(cmp, width=_width(output)), output, no_color)
+        _show(format, output, no_color, json=cmp.to_dict, csv=lambda: render.compare_csv(cmp),
+              markdown=lambda: render.compare_markdown(cmp),
+              table=lambda: render.compare_renderable(cmp, width=_width(output)))
 
 
 # ---------------------------------------------------------------- list, schema, init
