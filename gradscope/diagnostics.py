@@ -29,7 +29,7 @@ from .inits import INITS, LayerContext, bias_variance
 from .losses import LOSSES
 from .report import Finding, LayerReport, Stat, Summary
 from .scenario import Scenario
-from .theory import mean_field, predict_layers
+from .theory import critical_sigma_w2, mean_field, predict_layers
 
 SEVERITY_ORDER = {"overflow": 5, "dead": 4, "exploding": 3, "vanishing": 2, "saturated": 1, "healthy": 0}
 QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
@@ -200,7 +200,8 @@ def theory_for(scenario: Scenario, x: np.ndarray) -> tuple[dict[str, Any], Any]:
         mf = mean_field(acts[0][0], hidden_sw2, sb2[1] if L > 2 else sb2[0], acts[0][1])
         info.update({"activation": mf.activation, "sigma_w2": hidden_sw2, "sigma_b2": mf.sigma_b2,
                      "chi1": mf.chi1, "q_star": mf.q_star, "depth_scale_grad": mf.depth_scale_grad,
-                     "depth_scale_q": mf.depth_scale_q})
+                     "depth_scale_q": mf.depth_scale_q,
+                     "critical_sigma_w2": critical_sigma_w2(acts[0][0], mf.sigma_b2, acts[0][1])})
         if mf.note:
             info["caveats"].append(mf.note)
     else:
@@ -376,6 +377,10 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
     gain = summary.mean_backward_gain
     chi1 = summary.chi1
     chi_txt = f"; mean-field χ₁ = {_fmt(chi1)} predicts a factor √χ₁ = {_fmt(math.sqrt(chi1))}" if chi1 else ""
+    crit = summary.theory.get("critical_sigma_w2")
+    n_hidden = scenario.sizes[1] if scenario.depth else scenario.sizes[0]
+    crit_txt = (f"; mean-field puts χ₁ = 1 at σ_w² = {_fmt(crit)}, i.e. weight std √(σ_w²/fan_in) = "
+                f"{_fmt(math.sqrt(crit / n_hidden))} for fan_in {n_hidden}") if crit else ""
     if van:
         cause = [f"layer 1 gets {_fmt(ratio1)} of the output layer's weight gradient and its δ is "
                  f"{_fmt(dratio1)} of the output's; each layer multiplies ‖δ‖ by {_fmt(gain)} on the way back"
@@ -393,7 +398,7 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         out.append(Finding("vanishing-gradient", "error", tuple(lay.layer for lay in van),
                            f"{_ranges([lay.layer for lay in van])} below the vanishing ratio "
                            f"{_fmt(diag['vanishing_ratio'])}: " + "; ".join(cause),
-                           _remedy_vanishing(scenario, act_names)))
+                           _remedy_vanishing(scenario, act_names) + crit_txt))
     if exp:
         sw2 = summary.theory.get("sigma_w2")
         std_txt = ""
@@ -412,7 +417,7 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
                            f"{_fmt(diag['exploding_ratio'])}: layer 1's δ is {_fmt(dratio1)}× the output's, "
                            f"its weight gradient {_fmt(ratio1)}×; each layer multiplies ‖δ‖ by {_fmt(gain)} "
                            f"on the way back{chi_txt}.{std_txt}",
-                           f"use a smaller init scale: {target}, or gradient clipping while training"))
+                           f"use a smaller init scale: {target}, or gradient clipping while training{crit_txt}"))
 
     # saturated / dead hidden units
     sat = [lay for lay in hidden if (lay.median("saturation") or 0) > diag["saturation_threshold"]]

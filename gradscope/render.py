@@ -191,7 +191,10 @@ def verdict_text(report: RunReport) -> Text:
     if th.get("chi1") is not None:
         t.append("\nmean-field: ", style="bold")
         t.append(f"χ₁ = {fmt(th['chi1'], 4)}, q* = {fmt(th.get('q_star'), 4)} "
-                 f"(σ_w² = {fmt(th.get('sigma_w2'))}, σ_b² = {fmt(th.get('sigma_b2'))})")
+                 f"(σ_w² = {fmt(th.get('sigma_w2'))}, σ_b² = {fmt(th.get('sigma_b2'))}")
+        if th.get("critical_sigma_w2") is not None:
+            t.append(f"; χ₁ = 1 at σ_w² = {fmt(th['critical_sigma_w2'], 4)}")
+        t.append(")")
         if th.get("measured_backward_factor") is not None:
             t.append(f"; backward factor ‖δ_l‖²/‖δ_l+1‖² measured {fmt(th['measured_backward_factor'], 4)}, "
                      f"predicted {fmt(th.get('predicted_backward_factor'), 4)}")

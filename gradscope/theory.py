@@ -102,9 +102,9 @@ def fixed_point(sigma_w2: float, sigma_b2: float, activation: str, params: dict[
             return nq
         q = nq
     if g(q) < 0:  # still decreasing: the largest root below q, or 0
-        grid = np.geomspace(1e-12, q, 400)[::-1]
+        grid = np.geomspace(1e-12, q, 200)[::-1]
     else:  # still increasing: the smallest root above q
-        grid = np.geomspace(q, 1e12, 400)
+        grid = np.geomspace(q, 1e12, 200)
     values = [g(float(x)) for x in grid]
     for a, b, ga, gb in zip(grid[:-1], grid[1:], values[:-1], values[1:], strict=True):
         if ga == 0.0:
@@ -164,6 +164,26 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float,
             xi_q = 1.0 / abs(math.log(slope)) if 0 < slope and abs(slope - 1.0) > 1e-9 else None
     xi_grad = 1.0 / abs(math.log(chi1)) if chi1 > 0 and abs(chi1 - 1.0) > 1e-9 else None
     return MeanField(activation, sigma_w2, sigma_b2, q_star, chi1, xi_grad, xi_q, note)
+
+
+def critical_sigma_w2(activation: str, sigma_b2: float, params: dict[str, Any] | None = None,
+                      lo: float = 1e-3, hi: float = 100.0) -> float | None:
+    """σ_w² at which χ₁ = 1 (the edge of chaos) for this activation and σ_b², by bisection; None if not in range."""
+    def excess(sw2: float) -> float:
+        return mean_field(activation, sw2, sigma_b2, params).chi1 - 1.0
+
+    f_lo, f_hi = excess(lo), excess(hi)
+    if f_lo > 0 or f_hi < 0:
+        return None
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        if excess(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1 + 1e-8:
+            break
+    return math.sqrt(lo * hi)
 
 
 @dataclass(frozen=True)

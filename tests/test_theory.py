@@ -73,3 +73,13 @@ def test_theory_says_when_it_does_not_apply():
     assert all(lay.predicted_gradient_ratio is None for lay in r.layers)
     r = gradscope.run({"seeds": 2, "network": {"depth": 3, "width": 8, "init": "he_normal"}})
     assert any("narrow" in c for c in r.summary.theory["caveats"])
+
+
+def test_critical_sigma_w2_is_the_edge_of_chaos():
+    from gradscope.theory import critical_sigma_w2
+
+    assert critical_sigma_w2("relu", 0.0) == pytest.approx(2.0, rel=1e-6)
+    assert critical_sigma_w2("tanh", 0.0) == pytest.approx(1.0, rel=1e-6)
+    sw2 = critical_sigma_w2("tanh", 0.05)
+    assert mean_field("tanh", sw2, 0.05).chi1 == pytest.approx(1.0, abs=1e-6)
+    assert sw2 == pytest.approx(1.761, abs=2e-3)  # Schoenholz et al. 2017, Fig. 1 phase boundary
