@@ -212,3 +212,26 @@ def test_init_writes_a_scenario_that_runs(tmp_path):
     assert json.loads(r.stdout)["summary"]["verdict"] == "healthy"
     assert invoke("init", str(p)).exit_code == 2  # exists
     assert invoke("init", str(p), "--force").exit_code == 0
+
+
+def test_ctrl_c_exits_130_without_traceback(monkeypatch):
+    import gradscope.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gradscope.api, "run", interrupted)
+    r = invoke("run")
+    assert r.exit_code == 130 and "interrupted" in r.stderr and "Traceback" not in r.output
+
+
+def test_colour_is_on_for_terminals_and_off_with_no_color(monkeypatch):
+    import re as _re
+
+    colour = _re.compile(r"\x1b\[[0-9;]*3[0-7]m")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert colour.search(invoke("run", *SMALL).stdout)
+    assert not colour.search(invoke("run", *SMALL, "--no-color").stdout)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour.search(invoke("run", *SMALL).stdout)
