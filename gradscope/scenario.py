@@ -288,9 +288,26 @@ def apply_overrides(raw: dict, overrides: Sequence[str]) -> tuple[dict, dict]:
                 nxt = {}
             node[part] = nxt
             node = nxt
+        _reconcile_shape(raw, parts)
         node[parts[-1]] = value
         origins[tuple(parts)] = f"--set {text}"
     return raw, origins
+
+
+def _reconcile_shape(raw: dict, parts: list[str]) -> None:
+    """An override of widths replaces depth/width, and one of depth or width replaces uniform widths."""
+    net = raw.get("network")
+    if not isinstance(net, dict) or len(parts) != 2 or parts[0] != "network":
+        return
+    if parts[1] == "widths":
+        net.pop("depth", None)
+        net.pop("width", None)
+    elif parts[1] in ("depth", "width") and isinstance(net.get("widths"), list):
+        widths = net["widths"]
+        if widths and all(w == widths[0] for w in widths):
+            net.pop("widths")
+            net.setdefault("depth", len(widths))
+            net.setdefault("width", widths[0])
 
 
 # ---------------------------------------------------------------- validation
@@ -462,8 +479,8 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     net_raw = v.mapping(top.get("network"), ("network",), NETWORK_KEYS, "network")
     net = {k: v.scalar(net_raw[k], ("network", k), spec) if k in net_raw else spec.default
            for k, spec in NETWORK_KEYS.items() if spec.type not in ("component", "list[int]")}
-    if "widths" in net_raw:
-        if "depth" in net_raw or "width" in net_raw:
+    if net_raw.get("widths") is not None:
+        if net_raw.get("depth") is not None or net_raw.get("width") is not None:
             raise v.fail(("network", "widths"), "give either `widths` or `depth` and `width`, not both")
         widths_raw = net_raw["widths"]
         if not isinstance(widths_raw, list):

@@ -111,3 +111,13 @@ def test_every_bundled_scenario_loads_and_states_a_claim(name):
     sc = load_scenario(bundled_path(name))
     assert sc.expect, f"{name} has no expect: block"
     assert bundled_path(name).read_text().startswith("# Claim"), f"{name} lacks its claim comment"
+
+
+def test_shape_overrides_replace_each_other():
+    base = {"network": {"depth": 3, "width": 16}}
+    assert load_scenario(base, overrides=["network.widths=[8, 4]"]).sizes == (32, 8, 4, 10)
+    uniform = {"network": {"widths": [16, 16, 16]}}
+    assert load_scenario(uniform, overrides=["network.depth=5"]).sizes == (32, 16, 16, 16, 16, 16, 10)
+    assert load_scenario(uniform, overrides=["network.width=4"]).sizes == (32, 4, 4, 4, 10)
+    with pytest.raises(ScenarioError, match="either `widths`"):
+        load_scenario({"network": {"widths": [16, 8]}}, overrides=["network.depth=5"])
