@@ -229,7 +229,7 @@ def run_renderable(report: RunReport, *, quiet: bool = False, width: int = 160) 
     parts = [header(report), Text(""), layer_table(report, width=width), Text(""), strip_table(report), Text(""),
              verdict_text(report)]
     if report.history:
-        parts += [Text(""), training_table(report), Text(""), training_text(report)]
+        parts += [Text(""), training_table(report, width), Text(""), training_text(report)]
     parts += [Text(""), findings_text(report)]
     return Group(*parts)
 
@@ -459,7 +459,7 @@ def compare_renderable(cmp: Any, *, width: int = 160) -> Group:
         parts += [Text(f"note: {note}", style="dim")]
     parts += [side_by_side(cmp), Text(""), compare_verdicts(cmp), Text(""), differing_text(cmp)]
     if cmp.race is not None:
-        parts += [Text(""), race_renderable(cmp.race)]
+        parts += [Text(""), race_renderable(cmp.race, width)]
     return Group(*parts)
 
 
@@ -513,11 +513,13 @@ HEAT = ("grey30", "blue", "dodger_blue2", "cyan", "green", "yellow", "dark_orang
 MAX_STEP_COLUMNS = 9
 
 
-def _step_columns(n: int) -> list[int]:
-    """Indices of at most MAX_STEP_COLUMNS recorded steps, evenly spread, first and last included."""
-    if n <= MAX_STEP_COLUMNS:
+def _step_columns(n: int, most: int = MAX_STEP_COLUMNS) -> list[int]:
+    """Indices of at most `most` recorded steps at an even stride, the last one always included."""
+    most = max(2, most)
+    if n <= most:
         return list(range(n))
-    return sorted({round(i * (n - 1) / (MAX_STEP_COLUMNS - 1)) for i in range(MAX_STEP_COLUMNS)})
+    stride = -(-(n - 1) // (most - 1))
+    return [*range(0, n - 1, stride), n - 1]
 
 
 def heat_cell(value: float | None, lo: float, hi: float) -> Text:
@@ -529,17 +531,17 @@ def heat_cell(value: float | None, lo: float, hi: float) -> Text:
     return Text(f" {fmt(value, 2)} ", style=f"black on {color}")
 
 
-def training_table(report: RunReport) -> Table:
+def training_table(report: RunReport, width: int = 160) -> Table:
     hist = list(report.history or ())
-    cols = _step_columns(len(hist))
+    cols = _step_columns(len(hist), min(MAX_STEP_COLUMNS, (width - 14) // 9))
     vals = _positive([h["layers"][i]["weight_grad_norm"]["median"] for h in hist for i in range(len(h["layers"]))])
     lo, hi = (min(vals), max(vals)) if vals else (1.0, 1.0)
     table = Table(title="median ‖∂L/∂W‖ per layer over training steps (colour: log scale, "
                         f"{fmt(lo, 2)} blue … {fmt(hi, 2)} red)", title_justify="left", box=None, pad_edge=False,
                   header_style="bold", collapse_padding=True)
-    table.add_column("layer", justify="right")
+    table.add_column("layer \\ step", justify="right", no_wrap=True)
     for c in cols:
-        table.add_column(f"step {hist[c]['step']}", justify="right")
+        table.add_column(str(hist[c]["step"]), justify="right", no_wrap=True)
     for i in range(len(hist[0]["layers"])):
         table.add_row(str(i + 1), *[heat_cell(hist[c]["layers"][i]["weight_grad_norm"]["median"], lo, hi)
                                     for c in cols])
@@ -578,17 +580,17 @@ def training_text(report: RunReport) -> Text:
     return t
 
 
-def race_renderable(race: dict[str, Any]) -> Group:
+def race_renderable(race: dict[str, Any], width: int = 160) -> Group:
     """Loss and accuracy per recorded step per variant, and who got where first."""
     per = race["variants"]
     labels = list(per)
     steps = per[labels[0]]["steps"]
-    cols = _step_columns(len(steps))
+    cols = _step_columns(len(steps), min(MAX_STEP_COLUMNS, (width - 10) // 14))
     table = Table(title="training race: held-out loss / accuracy (medians over seeds)", title_justify="left",
                   box=None, pad_edge=False, header_style="bold", collapse_padding=True)
-    table.add_column("variant")
+    table.add_column("variant \\ step", no_wrap=True)
     for c in cols:
-        table.add_column(f"step {steps[c]}", justify="right")
+        table.add_column(str(steps[c]), justify="right", no_wrap=True)
     for lab in labels:
         v = per[lab]
         cells = []

@@ -235,3 +235,12 @@ def test_colour_is_on_for_terminals_and_off_with_no_color(monkeypatch):
     assert not colour.search(invoke("run", *SMALL, "--no-color").stdout)
     monkeypatch.setenv("NO_COLOR", "1")
     assert not colour.search(invoke("run", *SMALL).stdout)
+
+
+def test_step_columns_are_evenly_strided_and_end_at_the_last_record():
+    from gradscope.render import _step_columns
+
+    assert _step_columns(5) == [0, 1, 2, 3, 4]
+    assert _step_columns(11, 9) == [0, 2, 4, 6, 8, 10]
+    assert _step_columns(31, 9) == [0, 4, 8, 12, 16, 20, 24, 28, 30]
+    assert _step_columns(9, 4) == [0, 3, 6, 8]
