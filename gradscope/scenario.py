@@ -426,7 +426,8 @@ class _Validator:
 
     def component(self, raw: Any, path: tuple, registry: Registry, name_key: str,
                   allowed: Sequence[str] | None = None) -> Component:
-        if isinstance(raw, str):
+        bare = isinstance(raw, str)
+        if bare:
             raw = {name_key: raw}
         if not isinstance(raw, dict):
             raise self.fail(path, f"expected a {registry.kind} name or a mapping with '{name_key}', "
@@ -438,9 +439,12 @@ class _Validator:
             raise self.fail(path, f"missing '{name_key}' (the {registry.kind})")
         name = raw[name_key]
         choices = list(allowed) if allowed is not None else registry.names(aliases=True)
+        name_path = path if bare else (*path, name_key)
+        if isinstance(name, str) and allowed is not None and name in registry and name not in allowed:
+            raise self.fail(name_path, f"'{name}' is not available here; choose one of {', '.join(allowed)}")
         if not isinstance(name, str) or name not in choices:
             shown = list(allowed) if allowed is not None else registry.names()
-            raise self.fail((*path, name_key), f"unknown {registry.kind} '{name}'{suggest(str(name), choices)}; "
+            raise self.fail(name_path, f"unknown {registry.kind} '{name}'{suggest(str(name), choices)}; "
                             f"known: {', '.join(shown)}")
         entry = registry.get(name)
         params = {p.name: p for p in entry.params}
@@ -526,8 +530,7 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     data_raw = top.get("data")
     data_raw = {"kind": data_raw} if isinstance(data_raw, str) else data_raw
     kind_raw = data_raw.get("kind", "gaussian") if isinstance(data_raw, dict) else "gaussian"
-    kind = v.component({"name": kind_raw}, ("data", "kind"), DATASETS, "name").name if isinstance(
-        kind_raw, str) else None
+    kind = v.component(kind_raw, ("data", "kind"), DATASETS, "name").name if isinstance(kind_raw, str) else None
     if kind is None:
         raise v.fail(("data", "kind"), f"expected a dataset name, got {_show(kind_raw)}")
     ds = DATASETS.get(kind)
