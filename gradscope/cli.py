@@ -225,7 +225,10 @@ def compare(variants: Annotated[list[str], typer.Argument(
             output: OutputOpt = None,
             curve_csv: Annotated[Path | None, typer.Option(
                 "--curve-csv", help="Also write the output-layer curve (losses) to this CSV file.")] = None,
-            max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False) -> None:
+            save_arrays: Annotated[Path | None, typer.Option(
+                "--save-arrays", help="Write each variant's arrays to FILE-<label>.npz (keys as for run).")]
+            = None,
+            max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False, quiet: QuietOpt = False) -> None:
     """Compare variants of one scenario along one axis, side by side.
 
     Example: gradscope compare mse ce --probs 0.8,0.1,0.1 --probs 0.8,0.15,0.05 --target 0
@@ -249,9 +252,16 @@ def compare(variants: Annotated[list[str], typer.Argument(
                 curve_csv.write_text(render.curve_csv(cmp), encoding="utf-8")
             except OSError as exc:
                 raise GradscopeError(f"--curve-csv {curve_csv}: cannot write ({exc.strerror})") from None
+        if save_arrays is not None:
+            from .api import save_arrays as save
+
+            for label, report in zip(cmp.labels, cmp.reports, strict=True):
+                safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(label).stem)
+                save(report, save_arrays.with_name(f"{save_arrays.stem}-{safe}{save_arrays.suffix or '.npz'}"))
         _show(format, output, no_color, json=cmp.to_dict, csv=lambda: render.compare_csv(cmp),
               markdown=lambda: render.compare_markdown(cmp),
-              table=lambda: render.compare_renderable(cmp, width=_width(output)))
+              table=lambda: render.compare_verdicts(cmp) if quiet else render.compare_renderable(
+                  cmp, width=_width(output)))
 
 
 # ---------------------------------------------------------------- list, schema, init
