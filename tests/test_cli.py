@@ -61,9 +61,9 @@ def test_seed_changes_numbers_and_seed_k_is_stable(tmp_path):
     f3, f5 = tmp_path / "a.npz", tmp_path / "b.npz"
     assert invoke("run", "--format", "json", *SMALL, "--save-arrays", str(f3)).exit_code == 0
     assert invoke("run", "--format", "json", *SMALL[2:], "--seeds", "5", "--save-arrays", str(f5)).exit_code == 0
-    a3, a5 = np.load(f3), np.load(f5)
-    np.testing.assert_array_equal(a3["W1"], a5["W1"][:3])
-    np.testing.assert_array_equal(a3["dW2"], a5["dW2"][:3])
+    with np.load(f3) as a3, np.load(f5) as a5:
+        np.testing.assert_array_equal(a3["W1"], a5["W1"][:3])
+        np.testing.assert_array_equal(a3["dW2"], a5["dW2"][:3])
 
 
 def test_save_arrays_keys_and_shapes(tmp_path):
@@ -71,7 +71,7 @@ def test_save_arrays_keys_and_shapes(tmp_path):
     r = invoke("run", "--format", "json", *SMALL, "--save-arrays", str(out))
     assert r.exit_code == 0
     d = json.loads(r.stdout)
-    a = np.load(out)
+    a = dict(np.load(out))
     L = len(d["layers"])
     assert a["x"].shape == (3, 16, 32) and a["loss"].shape == (3,) and a["y"].shape == (16,)
     for l in range(1, L + 1):

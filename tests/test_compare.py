@@ -146,7 +146,7 @@ def test_cli_compare_quiet_and_save_arrays(tmp_path):
     r = runner.invoke(app, ["compare", "mse", "ce", "--seeds", "2", "--quiet", "--no-color", "--save-arrays", str(out)])
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("mse: ") and "\nce: " in r.stdout and "output layer" not in r.stdout
-    a, b = np.load(tmp_path / "run-mse.npz"), np.load(tmp_path / "run-ce.npz")
-    np.testing.assert_array_equal(a["W1"], b["W1"])  # same init, different loss
-    assert a["y"].shape == (128, 3) and b["y"].shape == (128,)  # one-hot for mse on softmax, labels for ce
-    assert not np.allclose(a["dW1"], b["dW1"])
+    with np.load(tmp_path / "run-mse.npz") as a, np.load(tmp_path / "run-ce.npz") as b:
+        np.testing.assert_array_equal(a["W1"], b["W1"])  # same init, different loss
+        assert a["y"].shape == (128, 3) and b["y"].shape == (128,)  # one-hot for mse on softmax, labels for ce
+        assert not np.allclose(a["dW1"], b["dW1"])
