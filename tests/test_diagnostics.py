@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +114,6 @@ def test_statistics_are_the_ensemble_summaries_of_the_per_seed_values():
 
 
 def test_every_finding_code_is_documented_in_the_readme():
-    readme = open("README.md", encoding="utf-8").read()
+    readme = Path("README.md").read_text(encoding="utf-8")
     for code in CODES:
         assert f"`{code}`" in readme, code

@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_missing_file_and_directory(tmp_path):
 def test_bundled_default_exists_and_loads():
     assert "deep-sigmoid.yaml" in bundled_names()
     assert load_scenario().name == "deep-sigmoid"
-    assert bundled_path().read_text() == open("scenarios/deep-sigmoid.yaml").read()
+    assert bundled_path().read_text() == Path("scenarios/deep-sigmoid.yaml").read_text()
 
 
 @pytest.mark.parametrize("name", bundled_names())
