@@ -31,9 +31,6 @@ class Entry:
     description: str
     params: tuple[Param, ...] = field(default=(), kw_only=True)
 
-    def param_names(self) -> list[str]:
-        return [p.name for p in self.params]
-
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
 
