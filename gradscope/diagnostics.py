@@ -261,14 +261,25 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
     gains = np.stack([la.values["backward_gain"] for la in arrays[:-1]]) if L > 1 else np.zeros((0, 1))
     with np.errstate(all="ignore"):
         geo = np.exp(np.mean(np.log(gains), axis=0)) if L > 1 else np.full(1, np.nan)
-        measured_factor = np.exp(np.mean(np.log(gains[: max(L - 1, 1)] ** 2), axis=0)) if L > 1 else None
+        # between hidden layers (through hidden weights W_2..W_{L-1}); the output layer's σ_w² differs
+        n_tr = max(L - 2, 1)
+        measured_factor = np.exp(np.mean(np.log(gains[:n_tr] ** 2), axis=0)) if L > 1 else None
     mean_gain = Stat.of(geo).median
     extrapolation = _extrapolate(layers)
     if pred is not None and L > 1 and measured_factor is not None:
-        chis = [c for c in pred.chi[:-1] if c is not None]
+        chis = [c for c in pred.chi[:n_tr] if c is not None]
         theory["predicted_backward_factor"] = _clean(math.exp(np.mean(np.log(chis)))) if chis and min(
             chis) > 0 else None
         theory["measured_backward_factor"] = Stat.of(measured_factor).median
+        q_star = theory.get("q_star")
+        if q_star is not None and q_star > 0:
+            # transitions whose pre-activations have reached the fixed point: comparable with χ₁ itself
+            settled = [i for i in range(n_tr) if abs(pred.q[i] - q_star) <= 0.02 * q_star]
+            if settled:
+                with np.errstate(all="ignore"):
+                    at_q = np.exp(np.mean(np.log(gains[settled] ** 2), axis=0))
+                theory["settled_layers"] = [i + 1 for i in settled]
+                theory["measured_backward_factor_at_q_star"] = Stat.of(at_q).median
     summary = Summary(verdict=verdict, gradient_spread=Stat.of(spread).median, loss=Stat.of(p.loss),
                       seeds=scenario.seeds, n_layers=L, overflow_seeds=int(overflow_seeds.sum()),
                       mean_backward_gain=mean_gain, extrapolation=extrapolation,

@@ -172,6 +172,10 @@ def strip_table(report: RunReport) -> Table:
     return table
 
 
+def _span(layers: Sequence[int]) -> str:
+    return f"{layers[0]}–{layers[-1]}" if len(layers) > 1 else str(layers[0])
+
+
 def verdict_text(report: RunReport) -> Text:
     s = report.summary
     t = Text()
@@ -198,6 +202,9 @@ def verdict_text(report: RunReport) -> Text:
         if th.get("measured_backward_factor") is not None:
             t.append(f"; backward factor ‖δ_l‖²/‖δ_l+1‖² measured {fmt(th['measured_backward_factor'], 4)}, "
                      f"predicted {fmt(th.get('predicted_backward_factor'), 4)}")
+        if th.get("measured_backward_factor_at_q_star") is not None:
+            t.append(f"; at q* (layers {_span(th['settled_layers'])}) measured "
+                     f"{fmt(th['measured_backward_factor_at_q_star'], 4)} vs χ₁ {fmt(th['chi1'], 4)}")
         if th.get("caveats"):
             t.append(f"\n  note: {'; '.join(th['caveats'])}", style="dim")
     elif th.get("reason"):

@@ -62,6 +62,9 @@ def test_measured_backward_factor_of_a_wide_tanh_net_matches_chi1():
     # layers 3..7: q has converged to q*, so ‖δ_l‖²/‖δ_l+1‖² should be χ₁
     measured = np.median([r.layers[i].median("backward_gain") ** 2 for i in range(2, 7)])
     assert measured == pytest.approx(1.1335, rel=0.04)
+    th = r.summary.theory
+    assert th["measured_backward_factor_at_q_star"] == pytest.approx(1.1335, rel=0.04)
+    assert th["measured_backward_factor"] == pytest.approx(th["predicted_backward_factor"], rel=0.04)
     # and the per-layer prediction tracks the measurement across the whole net
     for lay in r.layers[:-1]:
         assert lay.median("delta_ratio") == pytest.approx(lay.predicted_delta_ratio, rel=0.15)
