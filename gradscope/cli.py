@@ -186,18 +186,25 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
     from .engine import parse_size
 
     with _errors():
+        if format in (Format.csv, Format.markdown):
+            raise GradscopeError("check supports --format table or json")
         limit = parse_size(max_memory)
         loaded = [_load(path, set_, seed, seeds) for path in scenarios]  # all inputs valid before running
+        live = format is Format.table and output is None  # one line per scenario as soon as it is checked
+        console = render.make_console(no_color=no_color)
         results: list[CheckResult] = []
         for path, sc in zip(scenarios, loaded, strict=True):
             report = api.run(sc, max_memory=limit)
-            results.append(check_report(report, str(path), dict(sc.expect) if sc.expect is not None else None))
+            result = check_report(report, str(path), dict(sc.expect) if sc.expect is not None else None)
+            results.append(result)
+            if live and not (quiet and result.passed):
+                console.print(render.check_line(result), soft_wrap=True)
         failed = [r for r in results if not r.passed]
         if format is Format.json:
             _emit(render.to_json({"gradscope_version": __version__, "passed": not failed,
                                   "results": [r.to_dict() for r in results]}), None, output, no_color)
-        elif format in (Format.csv, Format.markdown):
-            raise GradscopeError("check supports --format table or json")
+        elif live:
+            console.print(render.check_summary(results), soft_wrap=True)
         else:
             _emit(None, render.check_renderable(results, quiet=quiet), output, no_color, soft_wrap=True)
         if failed:

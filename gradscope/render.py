@@ -310,24 +310,27 @@ def make_console(*, no_color: bool = False, file: Any = None, width: int | None 
 # ---------------------------------------------------------------- check and list
 
 
-def check_renderable(results: Sequence[Any], *, quiet: bool = False) -> Group:
-    """One line per scenario: PASS/FAIL, verdict and the reasons."""
-    lines: list[Text] = []
-    for r in results:
-        t = Text()
-        t.append("PASS " if r.passed else "FAIL ", style="bold green" if r.passed else "bold red")
-        t.append(f"{r.source}", style="bold")
-        t.append(f"  verdict {r.verdict}", style=STATUS_STYLE.get(r.verdict, ""))
-        if r.expected.get("verdict"):
-            t.append(f" (expected {' or '.join(r.expected['verdict'])})", style="dim")
-        if r.reasons:
-            t.append(": " + "; ".join(r.reasons), style="red")
-        if not (quiet and r.passed):
-            lines.append(t)
+def check_line(r: Any) -> Text:
+    """PASS/FAIL, the file, its verdict (and the expected one) and the reasons it failed."""
+    t = Text()
+    t.append("PASS " if r.passed else "FAIL ", style="bold green" if r.passed else "bold red")
+    t.append(f"{r.source}", style="bold")
+    t.append(f"  verdict {r.verdict}", style=STATUS_STYLE.get(r.verdict, ""))
+    if r.expected.get("verdict"):
+        t.append(f" (expected {' or '.join(r.expected['verdict'])})", style="dim")
+    if r.reasons:
+        t.append(": " + "; ".join(r.reasons), style="red")
+    return t
+
+
+def check_summary(results: Sequence[Any]) -> Text:
     n_fail = sum(not r.passed for r in results)
-    summary = Text(f"{len(results) - n_fail} passed, {n_fail} failed",
-                   style="bold red" if n_fail else "bold green")
-    return Group(*lines, summary)
+    return Text(f"{len(results) - n_fail} passed, {n_fail} failed", style="bold red" if n_fail else "bold green")
+
+
+def check_renderable(results: Sequence[Any], *, quiet: bool = False) -> Group:
+    """One line per scenario, then the count."""
+    return Group(*[check_line(r) for r in results if not (quiet and r.passed)], check_summary(results))
 
 
 def catalog_renderable(cat: dict[str, list[dict[str, Any]]]) -> Group:
