@@ -132,6 +132,8 @@ def layer_table(report: RunReport, *, title: str | None = None, width: int = 160
     if has_pred:
         cols.append(("predicted", "right", lambda lay: Text(fmt(lay.predicted_gradient_ratio), style="cyan")))
     cols.append(("δ ratio", "right", lambda lay: fmt(lay.median("delta_ratio"))))
+    if has_pred and wide:
+        cols.append(("pred. δ", "right", lambda lay: Text(fmt(lay.predicted_delta_ratio), style="cyan")))
     if wide:
         cols += [("‖g‖/‖W‖", "right", lambda lay: fmt(lay.median("grad_weight_ratio"))),
                  ("z std", "right", lambda lay: fmt(lay.median("preact_std")))]
@@ -144,8 +146,8 @@ def layer_table(report: RunReport, *, title: str | None = None, width: int = 160
     used = sum(max(len(h), *(len(str(r[i])) for r in rows)) + 1 for i, (h, _, _) in enumerate(cols))
     bar_width = max(8, min(BAR_WIDTH, width - used - 1))
     table = Table(title=title, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
-                  caption=f"ratio = ‖∂L/∂W_l‖/‖∂L/∂W_L‖, δ ratio = ‖δ_l‖/‖δ_L‖ (medians over seeds); bar: log ‖∂L/∂W‖ "
-                          f"from {fmt(lo, 2)} to {fmt(hi, 2)}", caption_justify="left")
+                  caption=f"ratio = ‖∂L/∂W_l‖/‖∂L/∂W_L‖, δ ratio = ‖δ_l‖/‖δ_L‖ (medians over seeds), predicted: "
+                          f"mean-field; bar: log ‖∂L/∂W‖ from {fmt(lo, 2)} to {fmt(hi, 2)}", caption_justify="left")
     for head, justify, _ in cols:
         table.add_column(head, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     table.add_column("flow", no_wrap=True)
@@ -247,14 +249,14 @@ def run_markdown(report: RunReport) -> str:
     if sc.get("description"):
         lines += [sc["description"], ""]
     lines += ["| layer | shape | act | ‖∂L/∂W‖ median | q10–q90 | gradient ratio | predicted | δ ratio | "
-              "‖g‖/‖W‖ | z std | saturation | dead | status |",
-              "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "predicted δ | ‖g‖/‖W‖ | z std | saturation | dead | status |",
+              "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for lay in report.layers:
         wg = lay.stats["weight_grad_norm"]
         lines.append(f"| {lay.layer} | {lay.fan_in}→{lay.fan_out} | {lay.activation} | {fmt(wg.median)} | "
                      f"{fmt(wg.q10, 2)}–{fmt(wg.q90, 2)} | {fmt(lay.median('gradient_ratio'))} | "
                      f"{fmt(lay.predicted_gradient_ratio)} | {fmt(lay.median('delta_ratio'))} | "
-                     f"{fmt(lay.median('grad_weight_ratio'))} | {fmt(lay.median('preact_std'))} | "
+                     f"{fmt(lay.predicted_delta_ratio)} | {fmt(lay.median('grad_weight_ratio'))} | {fmt(lay.median('preact_std'))} | "
                      f"{pct(lay.median('saturation'))} | {pct(lay.median('dead_fraction'))} | {lay.status} |")
     lines += ["", verdict_text(report).plain.replace("\n", "\n\n"), ""]
     for f in report.findings:
