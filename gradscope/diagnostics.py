@@ -29,7 +29,7 @@ from .inits import INITS, LayerContext, bias_variance
 from .losses import LOSSES
 from .report import Finding, LayerReport, Stat, Summary
 from .scenario import Scenario
-from .theory import critical_sigma_w2, mean_field, predict_layers
+from .theory import batch_gradient_ratio, critical_sigma_w2, mean_field, predict_layers
 
 SEVERITY_ORDER = {"overflow": 5, "dead": 4, "exploding": 3, "vanishing": 2, "saturated": 1, "healthy": 0}
 QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
@@ -169,8 +169,16 @@ def _status(med: dict[str, float | None], overflow: bool, diag: dict[str, Any], 
 # ---------------------------------------------------------------- theory
 
 
-def theory_for(scenario: Scenario, x: np.ndarray) -> tuple[dict[str, Any], Any]:
-    """Mean-field figures for the scenario (summary dict) and per-layer predictions (or None)."""
+BATCH_THEORY_SAMPLES = 24  # samples whose Gram matrices the batch prediction of weight gradients follows
+
+
+def theory_for(scenario: Scenario, x: np.ndarray, delta_out: np.ndarray | None = None
+               ) -> tuple[dict[str, Any], Any]:
+    """Mean-field figures for the scenario (summary dict) and per-layer predictions (or None).
+
+    delta_out: the output layer's δ (S, B, k), the boundary condition of the batch prediction of
+    the weight-gradient ratio.
+    """
     init = INITS.get(scenario.init.name)
     info: dict[str, Any] = {"applies": True, "caveats": []}
     if scenario.init.name in ("orthogonal", "zeros", "constant"):
@@ -194,6 +202,17 @@ def theory_for(scenario: Scenario, x: np.ndarray) -> tuple[dict[str, Any], Any]:
     acts = [(a.name, dict(a.params)) for a in scenario.activations]
     input_sq = float(np.mean(np.sum(np.square(x, dtype=np.float64), axis=-1)))
     pred = predict_layers(sizes, acts, sw2, sb2, input_sq) if L >= 1 else None
+    info["gradient_ratio_model"] = "per-sample"
+    if pred is not None and delta_out is not None and L > 1 and np.isfinite(delta_out).all():
+        homogeneous = all(a in ("relu", "leaky_relu", "identity") for a, _ in acts)
+        if homogeneous or max(pred.q[:-1]) <= 4.0:
+            m = min(BATCH_THEORY_SAMPLES, x.shape[0])
+            d = np.asarray(delta_out[:, :m, :], dtype=np.float64)
+            gram = np.einsum("sbk,sck->bc", d, d) / d.shape[0]
+            ratios = batch_gradient_ratio(sizes, acts, sw2, sb2, np.asarray(x[:m], dtype=np.float64), gram)
+            if all(math.isfinite(r) for r in ratios):
+                pred.gradient_ratio[:] = ratios
+                info["gradient_ratio_model"] = f"batch ({m} samples)"
     if scenario.depth > 0 and len({(a, tuple(sorted(p.items()))) for a, p in acts}) == 1 \
             and len(set(sw2[1:L - 1] or sw2[:1])) == 1:
         hidden_sw2 = sw2[1] if L > 2 else sw2[0]
@@ -236,7 +255,7 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
     diag = dict(scenario.diagnostics)
     arrays = layer_arrays(scenario, params, p, lr)
     L = scenario.n_layers
-    theory, pred = theory_for(scenario, p.x) if with_theory else ({"applies": False}, None)
+    theory, pred = theory_for(scenario, p.x, p.delta[-1]) if with_theory else ({"applies": False}, None)
 
     layers: list[LayerReport] = []
     for l, la in enumerate(arrays, start=1):

@@ -256,7 +256,8 @@ def run_markdown(report: RunReport) -> str:
         lines.append(f"| {lay.layer} | {lay.fan_in}→{lay.fan_out} | {lay.activation} | {fmt(wg.median)} | "
                      f"{fmt(wg.q10, 2)}–{fmt(wg.q90, 2)} | {fmt(lay.median('gradient_ratio'))} | "
                      f"{fmt(lay.predicted_gradient_ratio)} | {fmt(lay.median('delta_ratio'))} | "
-                     f"{fmt(lay.predicted_delta_ratio)} | {fmt(lay.median('grad_weight_ratio'))} | {fmt(lay.median('preact_std'))} | "
+                     f"{fmt(lay.predicted_delta_ratio)} | {fmt(lay.median('grad_weight_ratio'))} | "
+                     f"{fmt(lay.median('preact_std'))} | "
                      f"{pct(lay.median('saturation'))} | {pct(lay.median('dead_fraction'))} | {lay.status} |")
     lines += ["", verdict_text(report).plain.replace("\n", "\n\n"), ""]
     for f in report.findings:

@@ -197,6 +197,89 @@ class LayerPrediction:
     notes: list[str] = field(default_factory=list)
 
 
+@functools.cache
+def _hermite_2d(k: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tensor Gauss–Hermite nodes (z1, z2) and weights for two independent N(0, 1) variables."""
+    x, w = np.polynomial.hermite_e.hermegauss(k)
+    w = w / math.sqrt(2.0 * math.pi)
+    z1, z2 = np.meshgrid(x, x, indexing="ij")
+    return z1.ravel(), z2.ravel(), np.outer(w, w).ravel()
+
+
+def pair_expectation(f: Fn, g: Fn, cov: np.ndarray) -> np.ndarray:
+    """E[f(u_b) g(u_b')] for (u_b, u_b') ~ N(0, cov[[b, b], [b, b']]) for every pair of an (m, m) covariance."""
+    z1, z2, w = _hermite_2d()
+    var = np.clip(np.diag(cov), 0.0, None)
+    sd = np.sqrt(var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.clip(np.where(np.outer(sd, sd) > 0, cov / np.outer(sd, sd), 0.0), -1.0, 1.0)
+    m = cov.shape[0]
+    bi, bj = np.triu_indices(m)
+    u1 = sd[bi, None] * z1[None, :]
+    u2 = sd[bj, None] * (rho[bi, bj, None] * z1[None, :] + np.sqrt(1.0 - rho[bi, bj, None] ** 2) * z2[None, :])
+    vals = (f(u1) * g(u2)) @ w
+    out = np.empty((m, m))
+    out[bi, bj] = vals
+    out[bj, bi] = vals
+    return out
+
+
+def _arccos_kernels(cov: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
+    """Closed forms for φ = leaky ReLU (slope 0: ReLU): E[φ(u)φ(v)] and E[φ'(u)φ'(v)] (Cho & Saul's kernels)."""
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    norm = np.outer(sd, sd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.clip(np.where(norm > 0, cov / norm, 0.0), -1.0, 1.0)
+
+    def k1(r: np.ndarray) -> np.ndarray:  # E[relu(u)relu(v)] / (sd_u sd_v)
+        t = np.arccos(r)
+        return (np.sin(t) + (np.pi - t) * np.cos(t)) / (2.0 * np.pi)
+
+    def k0(r: np.ndarray) -> np.ndarray:  # E[step(u)step(v)]
+        return (np.pi - np.arccos(r)) / (2.0 * np.pi)
+
+    a = slope
+    value = norm * ((1.0 + a * a) * k1(rho) - 2.0 * a * k1(-rho))
+    deriv = (1.0 + a * a) * k0(rho) + 2.0 * a * k0(-rho)
+    return value, deriv
+
+
+def _pair_kernels(activation: tuple[str, dict[str, Any]], cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E[φ(u_b)φ(u_b')] and E[φ'(u_b)φ'(u_b')] for every pair: closed forms for ReLU-like, else quadrature."""
+    name, params = activation
+    if name == "identity":
+        return cov.copy(), np.ones_like(cov)
+    if name in ("relu", "leaky_relu"):
+        return _arccos_kernels(cov, float(params.get("negative_slope", 0.01)) if name == "leaky_relu" else 0.0)
+    fn, gr = _phi(name, params)
+    return pair_expectation(fn, fn, cov), pair_expectation(gr, gr, cov)
+
+
+def batch_gradient_ratio(sizes: Sequence[int], activations: Sequence[tuple[str, dict[str, Any]]],
+                         sigma_w2: Sequence[float], sigma_b2: Sequence[float], x: np.ndarray,
+                         delta_out_gram: np.ndarray) -> list[float]:
+    """‖∂L/∂W_l‖/‖∂L/∂W_L‖ predicted for a batch: ‖∂L/∂W_l‖² = Σ_bb' (a_b·a_b')(δ_b·δ_b').
+
+    The Gram matrices of the activations go forward through the covariance map
+    Q_l = σ_w² A_{l-1}/n_{l-1} + σ_b², A_l = n_l E[φ(u_b)φ(u_b')], and those of δ backward through
+    D_l = σ_w²(l+1) E[φ'(u_b)φ'(u_b')] ⊙ D_{l+1}, from the output-layer δ Gram `delta_out_gram`
+    (the boundary condition: what the loss hands back). x: (m, n_0), a subset of the batch.
+    """
+    L = len(sizes) - 1
+    A = [x @ x.T]
+    dphi: list[np.ndarray] = []
+    for l in range(1, L):
+        Ql = sigma_w2[l - 1] * A[-1] / sizes[l - 1] + sigma_b2[l - 1]
+        value, deriv = _pair_kernels(activations[l - 1], Ql)
+        A.append(sizes[l] * value)
+        dphi.append(deriv)
+    D = [delta_out_gram]
+    for l in range(L - 1, 0, -1):
+        D.insert(0, sigma_w2[l] * dphi[l - 1] * D[0])
+    sq = [float(np.sum(A[l] * D[l])) for l in range(L)]
+    return [math.sqrt(v / sq[-1]) if sq[-1] > 0 and v >= 0 else math.nan for v in sq]
+
+
 def predict_layers(sizes: Sequence[int], activations: Sequence[tuple[str, dict[str, Any]]],
                    sigma_w2: Sequence[float], sigma_b2: Sequence[float], input_sq: float) -> LayerPrediction:
     """Propagate q through the hidden layers and χ back; `input_sq` = mean ‖x‖² per sample.

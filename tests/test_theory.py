@@ -86,3 +86,41 @@ def test_critical_sigma_w2_is_the_edge_of_chaos():
     sw2 = critical_sigma_w2("tanh", 0.05)
     assert mean_field("tanh", sw2, 0.05).chi1 == pytest.approx(1.0, abs=1e-6)
     assert sw2 == pytest.approx(1.761, abs=2e-3)  # Schoenholz et al. 2017, Fig. 1 phase boundary
+
+
+@pytest.mark.parametrize(("name", "rel"), [("deep-sigmoid.yaml", 0.15), ("relu-xavier.yaml", 0.1),
+                                           ("classify-blobs.yaml", 0.1)])
+def test_batch_prediction_of_the_weight_gradient_ratio(name, rel):
+    # ‖∂L/∂W_l‖² = Σ_bb' (a_b·a_b')(δ_b·δ_b'): the cross-sample terms matter for non-zero-mean activations
+    from gradscope.scenario import bundled_path
+
+    r = gradscope.run(load_scenario(bundled_path(name)))
+    assert r.summary.theory["gradient_ratio_model"].startswith("batch")
+    first = r.layers[0]
+    assert first.predicted_gradient_ratio == pytest.approx(first.median("gradient_ratio"), rel=rel)
+
+
+def test_pair_expectation_against_closed_forms():
+    from gradscope.theory import pair_expectation
+
+    cov = np.array([[1.0, 0.3], [0.3, 2.0]])
+    ident = lambda u: u  # noqa: E731
+    np.testing.assert_allclose(pair_expectation(ident, ident, cov), cov, atol=1e-12)
+    relu = lambda u: np.maximum(u, 0.0)  # noqa: E731
+    e = pair_expectation(relu, relu, cov)
+    # arc-cosine kernel: E[relu(u)relu(v)] = √(q1 q2)/(2π) (sin θ + (π - θ) cos θ), cos θ = ρ
+    rho = 0.3 / np.sqrt(2.0)
+    theta = np.arccos(rho)
+    want = np.sqrt(2.0) / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * np.cos(theta))
+    # quadrature across the kink is good to ~1%; ReLU-like activations use the closed form instead
+    assert e[0, 1] == pytest.approx(want, rel=2e-2)
+    assert e[0, 0] == pytest.approx(0.5, rel=1e-6) and e[1, 1] == pytest.approx(1.0, rel=1e-6)
+    from gradscope.theory import _pair_kernels
+
+    value, deriv = _pair_kernels(("relu", {}), cov)
+    assert value[0, 1] == pytest.approx(want, rel=1e-12) and value[0, 0] == pytest.approx(0.5, rel=1e-12)
+    assert deriv[0, 1] == pytest.approx((np.pi - theta) / (2 * np.pi), rel=1e-12)
+    # leaky ReLU against quadrature away from the kink's worst case
+    leaky = lambda u: np.where(u > 0, u, 0.2 * u)  # noqa: E731
+    lv, _ = _pair_kernels(("leaky_relu", {"negative_slope": 0.2}), cov)
+    np.testing.assert_allclose(lv, pair_expectation(leaky, leaky, cov), rtol=2e-2)
