@@ -236,11 +236,15 @@ def _line_map(node: yaml.Node | None, path: tuple[Any, ...] = (), out: dict | No
     return out
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, dict]:
     """Safe-load YAML text; returns (data, line map). YAML errors become ScenarioError with the line."""
+    loader = _SAFE_LOADER(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()  # one parse: the node tree gives the lines, then the values
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -250,6 +254,8 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict]:
         raise ScenarioError(f"invalid YAML: {what}", source=source, line=line) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(f"invalid YAML: {exc}", source=source) from None
+    finally:
+        loader.dispose()
     return data, _line_map(node)
 
 

@@ -198,7 +198,7 @@ class LayerPrediction:
 
 
 @functools.cache
-def _hermite_2d(k: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hermite_2d(k: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tensor Gauss–Hermite nodes (z1, z2) and weights for two independent N(0, 1) variables."""
     x, w = np.polynomial.hermite_e.hermegauss(k)
     w = w / math.sqrt(2.0 * math.pi)
