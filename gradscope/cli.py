@@ -144,8 +144,11 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
         quiet: QuietOpt = False) -> None:
     """Analyze one scenario: per-layer gradient table, verdict and findings.
 
-    Example: gradscope run scenarios/relu-he.yaml --seeds 64 --set network.depth=50
-    Exit 1 when the scenario has an expect: block that is not met.
+    Exits 1 when the scenario has an expect: block that is not met.
+
+    \b
+    Example:
+      gradscope run scenarios/relu-he.yaml --seeds 64 --set network.depth=50
     """
     from . import api, render
     from .checks import evaluate
@@ -179,7 +182,10 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
 
     Without expect.verdict a scenario passes only if it is healthy with no error findings.
     Exit 0 if all pass, 1 if any fails, 2 on bad input.
-    Example: gradscope check scenarios/*.yaml
+
+    \b
+    Example:
+      gradscope check scenarios/*.yaml
     """
     from . import api, render
     from .checks import CheckResult, check_report
@@ -238,8 +244,11 @@ def compare(variants: Annotated[list[str], typer.Argument(
             max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False, quiet: QuietOpt = False) -> None:
     """Compare variants of one scenario along one axis, side by side.
 
-    Example: gradscope compare mse ce --probs 0.8,0.1,0.1 --probs 0.8,0.15,0.05 --target 0
-    Example: gradscope compare xavier_uniform he_normal --scenario scenarios/relu-xavier.yaml
+    \b
+    Examples:
+      gradscope compare mse ce --probs 0.8,0.1,0.1 --probs 0.8,0.15,0.05 --target 0
+      gradscope compare xavier_uniform he_normal --scenario scenarios/relu-xavier.yaml
+      gradscope compare mse ce --train 300
     """
     from . import render
     from .compare import compare as run_compare
@@ -281,7 +290,9 @@ def list_(what: Annotated[str | None, typer.Argument(
           no_color: NoColorOpt = False) -> None:
     """List the activations, losses, init schemes, datasets and optimizers gradscope knows.
 
-    Example: gradscope list losses
+    \b
+    Example:
+      gradscope list losses
     """
     from . import render
     from .catalog import catalog
@@ -305,8 +316,11 @@ def list_(what: Annotated[str | None, typer.Argument(
 def schema(output: OutputOpt = None) -> None:
     """Print the JSON Schema of the scenario format (for editors' YAML language servers).
 
-    Example: gradscope schema -o gradscope.schema.json, then in a scenario's first line:
-    # yaml-language-server: $schema=gradscope.schema.json
+    \b
+    Example:
+      gradscope schema -o gradscope.schema.json
+      then, as the first line of a scenario:
+      # yaml-language-server: $schema=gradscope.schema.json
     """
     from .render import to_json
     from .schema import scenario_schema
@@ -321,7 +335,9 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the starter s
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
     """Write a commented starter scenario that runs as written.
 
-    Example: gradscope init my.yaml && gradscope run my.yaml
+    \b
+    Example:
+      gradscope init my.yaml && gradscope run my.yaml
     """
     from .scenario import STARTER_TEMPLATE
 
