@@ -24,66 +24,55 @@ from .scenario import (
 _NUMBER_STRING = {"type": "string", "pattern": r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"}
 
 
+def _finish(base: dict[str, Any], *, numeric: bool, is_float: bool, minimum: float | None, maximum: float | None,
+            exclusive_minimum: bool, choices: tuple[Any, ...] | None, nullable: bool, help: str,
+            default: Any) -> dict[str, Any]:
+    """Bounds, choices, the YAML-1.1 number-as-string form, null, description and default of one value."""
+    if minimum is not None and numeric:
+        base["exclusiveMinimum" if exclusive_minimum else "minimum"] = minimum
+    if maximum is not None and numeric:
+        base["maximum"] = maximum
+    if choices is not None:
+        base["enum"] = list(choices)
+    if is_float:  # YAML 1.1 reads 1e-3 as a string; the loader accepts it
+        base = {"anyOf": [base, _NUMBER_STRING]}
+    if nullable:
+        base = {"anyOf": [base, {"type": "null"}]}
+    base["description"] = help
+    if default is not None:
+        base["default"] = default
+    return base
+
+
+_KEY_TYPES: dict[str, dict[str, Any]] = {
+    "int": {"type": "integer"}, "float": {"type": "number"}, "bool": {"type": "boolean"}, "str": {"type": "string"},
+    "list[int]": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+}
+
+
 def _key(k: Key) -> dict[str, Any]:
-    base: dict[str, Any]
-    if k.type == "int":
-        base = {"type": "integer"}
-    elif k.type == "float":
-        base = {"type": "number"}
-    elif k.type == "bool":
-        base = {"type": "boolean"}
-    elif k.type == "str":
-        base = {"type": "string"}
-    elif k.type == "list[int]":
-        base = {"type": "array", "items": {"type": "integer", "minimum": 1}}
-    elif k.type == "list[str]":
+    if k.type == "list[str]":
         item: dict[str, Any] = {"type": "string"}
         if k.choices:
             item["enum"] = list(k.choices)
         return {"description": k.help, "anyOf": [item, {"type": "array", "items": item}]}
-    else:
-        base = {}
-    if k.minimum is not None and k.type in ("int", "float"):
-        base["exclusiveMinimum" if k.exclusive_minimum else "minimum"] = k.minimum
-    if k.maximum is not None and k.type in ("int", "float"):
-        base["maximum"] = k.maximum
-    if k.choices is not None and k.type == "str":
-        base["enum"] = list(k.choices)
-    if k.type == "float":  # YAML 1.1 reads 1e-3 as a string; the loader accepts it
-        base = {"anyOf": [base, _NUMBER_STRING]}
-    if k.nullable:
-        base = {"anyOf": [base, {"type": "null"}]}
-    base["description"] = k.help
-    if k.default is not None:
-        base["default"] = k.default
-    return base
+    return _finish(dict(_KEY_TYPES.get(k.type, {})), numeric=k.type in ("int", "float"), is_float=k.type == "float",
+                   minimum=k.minimum, maximum=k.maximum, exclusive_minimum=k.exclusive_minimum,
+                   choices=k.choices if k.type == "str" else None, nullable=k.nullable, help=k.help,
+                   default=k.default)
+
+
+_PARAM_TYPES: dict[type, dict[str, Any]] = {
+    float: {"type": "number"}, int: {"type": "integer"}, str: {"type": "string"},
+    list: {"type": "array", "items": {"type": "number"}},
+}
 
 
 def _param(p: Param) -> dict[str, Any]:
-    if p.type is float:
-        s: dict[str, Any] = {"type": "number"}
-    elif p.type is int:
-        s = {"type": "integer"}
-    elif p.type is str:
-        s = {"type": "string"}
-    elif p.type is list:
-        s = {"type": "array", "items": {"type": "number"}}
-    else:
-        s = {"type": ["number", "string"]}
-    if p.minimum is not None and p.type in (float, int):
-        s["exclusiveMinimum" if p.exclusive_minimum else "minimum"] = p.minimum
-    if p.maximum is not None and p.type in (float, int):
-        s["maximum"] = p.maximum
-    if p.choices is not None:
-        s["enum"] = list(p.choices)
-    if p.type is float:
-        s = {"anyOf": [s, _NUMBER_STRING]}
-    if p.nullable:
-        s = {"anyOf": [s, {"type": "null"}]}
-    s["description"] = p.help
-    if p.default is not None:
-        s["default"] = p.default
-    return s
+    base = dict(_PARAM_TYPES.get(p.type, {"type": ["number", "string"]}))
+    return _finish(base, numeric=p.type in (float, int), is_float=p.type is float, minimum=p.minimum,
+                   maximum=p.maximum, exclusive_minimum=p.exclusive_minimum, choices=p.choices,
+                   nullable=p.nullable, help=p.help, default=p.default)
 
 
 def _component(registry: Registry, name_key: str, only: tuple[str, ...] | None = None) -> dict[str, Any]:

@@ -38,3 +38,16 @@ def make():
 def central_diff(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """∂f/∂x elementwise for an elementwise f, by central differences."""
     return (f(x + h) - f(x - h)) / (2 * h)
+
+
+def numeric_gradient(f, z: np.ndarray, h: float = 1e-6, select=None) -> np.ndarray:
+    """∂f/∂z by one central difference per entry; select(value, idx) picks the scalar that entry affects
+    (e.g. the loss of seed idx[0]), default: f returns a scalar."""
+    pick = select or (lambda value, idx: value)
+    grad = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        zp, zm = z.copy(), z.copy()
+        zp[idx] += h
+        zm[idx] -= h
+        grad[idx] = (float(pick(f(zp), idx)) - float(pick(f(zm), idx))) / (2 * h)
+    return grad

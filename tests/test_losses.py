@@ -6,6 +6,8 @@ import pytest
 from gradscope.activations import OUTPUT_ACTIVATIONS, softmax
 from gradscope.losses import CLASS, DISTRIBUTION, LOSSES, MULTILABEL, evaluate
 
+from .conftest import numeric_gradient
+
 RNG = np.random.default_rng(7)
 S, B, K = 2, 5, 4
 
@@ -55,14 +57,7 @@ def test_gradient_matches_finite_differences(name, head, params):
     t = _target(loss.target, head)
     value, grad = evaluate(name, full, head, z, t)
     assert value.shape == (S,) and grad.shape == z.shape
-    fd = np.zeros_like(z)
-    h = 1e-6
-    for idx in np.ndindex(z.shape):
-        zp, zm = z.copy(), z.copy()
-        zp[idx] += h
-        zm[idx] -= h
-        fd[idx] = (evaluate(name, full, head, zp, t)[0][idx[0]] - evaluate(name, full, head, zm, t)[0][idx[0]]) / (
-            2 * h)
+    fd = numeric_gradient(lambda x: evaluate(name, full, head, x, t)[0], z, select=lambda v, idx: v[idx[0]])
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
 
 
