@@ -104,7 +104,11 @@ def test_missing_file_and_directory(tmp_path):
 def test_bundled_default_exists_and_loads():
     assert "deep-sigmoid.yaml" in bundled_names()
     assert load_scenario().name == "deep-sigmoid"
-    assert bundled_path().read_text() == Path("scenarios/deep-sigmoid.yaml").read_text()
+    assert load_scenario().to_dict() == load_scenario(bundled_path("deep-sigmoid.yaml")).to_dict()
+    assert load_scenario().to_dict() != load_scenario(bundled_path("relu-he.yaml")).to_dict()
+    # the repository's scenarios/ (what the README's examples use) is the packaged directory itself
+    repo = Path(__file__).resolve().parents[1]
+    assert (repo / "scenarios").resolve() == bundled_path("").resolve()
 
 
 @pytest.mark.parametrize("name", bundled_names())
