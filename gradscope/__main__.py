@@ -1,5 +1,5 @@
 """python -m gradscope"""
 
-from .cli import main
+from .runtime import main
 
 main()

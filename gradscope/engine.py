@@ -10,8 +10,6 @@ seed k's weights never depend on how many seeds there are.
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,28 +22,6 @@ from .losses import CLASS, DISTRIBUTION, LOSSES, MULTILABEL
 from .scenario import Scenario
 
 Array = np.ndarray
-
-
-def _keep_freed_arrays_in_the_heap() -> None:
-    """Let glibc reuse freed array buffers instead of unmapping them.
-
-    Every pass allocates and frees arrays of ~1 MB; with glibc's defaults each is mmap'd and
-    unmapped, and every reuse page-faults on fresh zeroed pages. Raising the mmap threshold to its
-    maximum (32 MiB) and keeping a top pad roughly halves a pass's time (benchmarks/bench.py).
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    libc.mallopt(m_mmap_threshold, 32 * 2**20)
-    libc.mallopt(m_trim_threshold, 512 * 2**20)
-    libc.mallopt(m_top_pad, 64 * 2**20)
-
-
-_keep_freed_arrays_in_the_heap()
 
 
 @dataclass
