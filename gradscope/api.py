@@ -9,9 +9,10 @@ import numpy as np
 
 from . import __version__
 from .diagnostics import diagnose
-from .engine import Params, Pass, check_memory, draw_data, init_params, loss_target, run_pass
+from .engine import Params, Pass, check_memory, draw_data, init_params, largest_gemm, loss_target, run_pass
 from .errors import GradscopeError
 from .report import RunReport
+from .runtime import blas_threads, limit_blas
 from .scenario import Scenario, load_scenario
 
 DEFAULT_MAX_MEMORY = 2 * 2**30
@@ -36,13 +37,21 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
     """Analyze one scenario at initialization (and, with a `train:` block, over training)."""
     sc = _as_scenario(scenario)
     check_memory(sc, max_memory)
-    if sc.train is not None:
-        from .training import train
+    with limit_blas(blas_threads(largest_gemm(sc, _largest_batch(sc)))):
+        if sc.train is not None:
+            from .training import train
 
-        return train(sc, label=label, max_memory=max_memory)
-    data = draw_data(sc)
-    params = init_params(sc)
-    return analyze(sc, params, data.x, loss_target(sc, data), label=label)
+            return train(sc, label=label, max_memory=max_memory)
+        data = draw_data(sc)
+        params = init_params(sc)
+        return analyze(sc, params, data.x, loss_target(sc, data), label=label)
+
+
+def _largest_batch(sc: Scenario) -> int:
+    """The most samples one pass of this run multiplies at once (training evaluates whole splits)."""
+    if sc.train is None:
+        return sc.batch_size
+    return max(sc.batch_size, int(sc.train["train_size"]), int(sc.train["holdout"]))
 
 
 def save_arrays(report: RunReport, path: str | Path) -> None:

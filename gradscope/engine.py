@@ -183,6 +183,17 @@ def estimate_bytes(scenario: Scenario, batch: int | None = None) -> int:
     return int(item * S * (4 * B * units + copies * weights) + 8 * B * scenario.sizes[0] * 2)
 
 
+def largest_gemm(scenario: Scenario, batch: int | None = None) -> int:
+    """Multiply-adds of the largest single GEMM of a pass (what decides whether BLAS threads pay off).
+
+    The first layer is one (B, n_0) @ (n_0, S·n_1) product; every other layer S products of B·n_{l-1}·n_l.
+    """
+    B = batch or scenario.batch_size
+    sizes = scenario.sizes
+    per_seed = max(B * fi * fo for fi, fo in zip(sizes[:-1], sizes[1:], strict=True))
+    return max(per_seed, B * sizes[0] * sizes[1] * scenario.seeds)
+
+
 def check_memory(scenario: Scenario, max_bytes: int, batch: int | None = None) -> None:
     """Refuse, before allocating, a scenario whose arrays would not fit in max_bytes."""
     need = estimate_bytes(scenario, batch)
