@@ -168,7 +168,74 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float,
 
 def critical_sigma_w2(activation: str, sigma_b2: float, params: dict[str, Any] | None = None,
                       lo: float = 1e-3, hi: float = 100.0) -> float | None:
-    """σ_w² at which χ₁ = 1 (the edge of chaos) for this activation and σ_b², by bisection; None if not in range."""
+    """The smallest σ_w² in [lo, hi] at which χ₁ = 1 (the edge of chaos) for this activation and σ_b², or None.
+
+    Solved along the fixed-point curve (Poole et al. 2016): every q > σ_b² is the fixed point of
+    σ_w²(q) = (q - σ_b²)/E[φ(√q z)²], where χ₁(q) = σ_w²(q) E[φ'(√q z)²]; a grid of q and a bisection
+    on it, all vectorized, find χ₁ = 1 without iterating the length map. The candidate is accepted when
+    `mean_field` at it gives χ₁ = 1 (so it is the fixed point the length map really reaches from q = 1);
+    otherwise (e.g. where the length map diverges) the scalar bisection over σ_w² decides.
+    """
+    if activation in ("relu", "leaky_relu", "identity"):
+        # homogeneous: χ₁ = σ_w² E[φ'(z)²] is linear in σ_w²
+        _, grad = _phi(activation, params)
+        c = gaussian_expectation(lambda x: grad(x) ** 2, 1.0)
+        crit = 1.0 / c if c > 0 else math.inf
+        return crit if lo <= crit <= hi else None
+    for cand in _critical_candidates(activation, sigma_b2, params, lo, hi):
+        if abs(mean_field(activation, cand, sigma_b2, params).chi1 - 1.0) <= 1e-7:
+            return cand
+    return _critical_by_bisection(activation, sigma_b2, params, lo, hi)
+
+
+def gaussian_expectations(f: Fn, q: np.ndarray) -> np.ndarray:
+    """E[f(√q_i z)] for every q_i of a 1-D array: the rules of gaussian_expectation, one call per rule."""
+    q = np.maximum(np.asarray(q, dtype=np.float64), 0.0)
+    out = np.empty_like(q)
+    small = q <= _HERMITE_MAX_Q
+    for mask, (nodes, weights) in ((small, _hermite()), (~small, _split_legendre())):
+        if mask.any():
+            out[mask] = f(np.sqrt(q[mask])[:, None] * nodes[None, :]) @ weights
+    return out
+
+
+def _critical_candidates(activation: str, sigma_b2: float, params: dict[str, Any] | None, lo: float,
+                         hi: float) -> list[float]:
+    """σ_w² where χ₁ = 1 along the fixed-point curve (smallest first), and the trivial branch q* = 0."""
+    fn, grad = _phi(activation, params)
+
+    def curve(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(all="ignore"):
+            sw2 = (q - sigma_b2) / gaussian_expectations(lambda x: fn(x) ** 2, q)
+            return sw2, sw2 * gaussian_expectations(lambda x: grad(x) ** 2, q)
+
+    out: list[float] = []
+    if sigma_b2 == 0.0 and float(fn(np.zeros(1))[0]) == 0.0:
+        g0 = float(grad(np.zeros(1))[0]) ** 2  # q* = 0: χ₁ = σ_w² φ'(0)²
+        if g0 > 0 and lo <= 1.0 / g0 <= hi:
+            out.append(1.0 / g0)
+    q = np.geomspace(max(sigma_b2, 1e-8) * (1.0 + 1e-6), 1e4 * (1.0 + sigma_b2), 400)
+    sw2, chi1 = curve(q)
+    ok = np.isfinite(sw2) & np.isfinite(chi1) & (sw2 > 0)
+    excess = np.where(ok, chi1 - 1.0, np.nan)
+    idx = np.flatnonzero((excess[:-1] < 0) != (excess[1:] < 0) & ok[:-1] & ok[1:])
+    if idx.size:
+        a, b = q[idx], q[idx + 1]
+        ea = excess[idx]
+        for _ in range(60):  # bisection in q on every bracket at once
+            mid = np.sqrt(a * b)
+            em = curve(mid)[1] - 1.0
+            left = (em < 0) == (ea < 0)
+            a, ea = np.where(left, mid, a), np.where(left, em, ea)
+            b = np.where(left, b, mid)
+        roots = curve(np.sqrt(a * b))[0]
+        out.extend(float(r) for r in roots if lo <= r <= hi)
+    return sorted(out)
+
+
+def _critical_by_bisection(activation: str, sigma_b2: float, params: dict[str, Any] | None = None,
+                           lo: float = 1e-3, hi: float = 100.0) -> float | None:
+    """Bisection over σ_w² of mean_field's χ₁ - 1 (each step iterates the length map to its fixed point)."""
     def excess(sw2: float) -> float:
         return mean_field(activation, sw2, sigma_b2, params).chi1 - 1.0
 
