@@ -178,7 +178,8 @@ def _span(layers: Sequence[int]) -> str:
     return f"{layers[0]}–{layers[-1]}" if len(layers) > 1 else str(layers[0])
 
 
-def verdict_text(report: RunReport) -> Text:
+def verdict_text(report: RunReport, *, theory: bool = True) -> Text:
+    """The verdict paragraph; with theory, the mean-field line and its caveats under it."""
     s = report.summary
     t = Text()
     t.append("verdict: ", style="bold")
@@ -193,7 +194,7 @@ def verdict_text(report: RunReport) -> Text:
                  "output layer's δ")
     if s.overflow_seeds:
         t.append(f"; {s.overflow_seeds} seeds overflowed", style="bold red")
-    th = s.theory
+    th = s.theory if theory else {}
     if th.get("chi1") is not None:
         t.append("\nmean-field: ", style="bold")
         t.append(f"χ₁ = {fmt(th['chi1'], 4)}, q* = {fmt(th.get('q_star'), 4)} "
@@ -231,7 +232,7 @@ def findings_text(report: RunReport) -> Text:
 
 def run_renderable(report: RunReport, *, quiet: bool = False, width: int = 160) -> Group:
     if quiet:
-        parts: list[Any] = [verdict_text(report)]
+        parts: list[Any] = [verdict_text(report, theory=False)]
         if report.history:
             parts.append(training_text(report))
         return Group(*parts)

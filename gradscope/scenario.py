@@ -459,8 +459,14 @@ class _Validator:
         for k in extra:
             if k not in params:
                 allowed_keys = list(params) or ["(none)"]
+                owners = [e.name for e in registry if any(q.name == k for q in e.params)]
+                switch = ""
+                if owners and not suggest(str(k), list(params)):
+                    switch = (f"; '{k}' belongs to {', '.join(owners[:4])}: to use one, set "
+                              f"{'.'.join(map(str, (*path, name_key)))} too")
                 raise self.fail((*path, k), f"'{entry.name}' has no parameter '{k}'"
-                                f"{suggest(str(k), list(params))}; its parameters: {', '.join(allowed_keys)}")
+                                f"{suggest(str(k), list(params))}; its parameters: {', '.join(allowed_keys)}"
+                                f"{switch}")
         for pname, p in params.items():
             out[pname] = self.param(raw[pname], (*path, pname), p) if pname in raw else p.default
         return Component(entry.name, out)

@@ -107,6 +107,17 @@ def test_table_output_to_file_is_plain(tmp_path):
 def test_quiet_prints_only_the_verdict():
     r = invoke("run", *SMALL, "--quiet", "--no-color")
     assert r.stdout.startswith("verdict: VANISHING") and "shape" not in r.stdout and "→ use" not in r.stdout
+    assert "mean-field" not in r.stdout and "note:" not in r.stdout  # one paragraph: the verdict
+
+
+def test_a_parameter_of_another_scheme_names_the_scheme_key():
+    r = invoke("run", *SMALL, "--set", "network.init.std=0.5")
+    assert r.exit_code == 2
+    assert "'xavier_uniform' has no parameter 'std'" in r.stderr and "set network.init.scheme too" in r.stderr
+    r = invoke("run", *SMALL, "--set", "network.init.scheme=normal", "--set", "network.init.std=0.5", "--format",
+               "json", "--set", "expect=null")
+    assert r.exit_code == 0 and json.loads(r.stdout)["scenario"]["network"]["init"] == {"scheme": "normal",
+                                                                                         "std": 0.5, "mean": 0.0}
 
 
 BAD_FILES = {
