@@ -6,6 +6,8 @@ The names below are imported on first use (PEP 562), so `import gradscope` and
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -20,15 +22,38 @@ if TYPE_CHECKING:
     from .scenario import Scenario, load_scenario
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gradscope' has no attribute {name!r}")
-    import importlib
+_LOADED: dict[str, Any] = {}
 
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
+
+def _load(name: str) -> Any:
+    if name not in _LOADED:
+        import importlib
+
+        _LOADED[name] = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    return _LOADED[name]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'gradscope' has no attribute {name!r}")
+    value = _load(name)
+    if name != _LAZY[name]:
+        globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """`gradscope.compare` stays the function after the submodule `gradscope.compare` is imported
+    (the import system would otherwise bind the module to the package attribute of the same name)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _SHADOWED:
+            return _load(name)
+        return super().__getattribute__(name)
+
+
+_SHADOWED = frozenset(name for name, module in _LAZY.items() if name == module)
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

@@ -124,3 +124,11 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     code = code.replace('"run.npz"', repr(str(tmp_path / "run.npz")))
     exec(compile(code, "README.md (Python API)", "exec"), {})
     assert (tmp_path / "run.npz").exists()
+
+
+def test_api_functions_are_not_shadowed_by_their_submodules():
+    import importlib
+
+    importlib.import_module("gradscope.compare")  # binds the submodule on the package, unless guarded
+    assert callable(gradscope.compare) and gradscope.compare.__module__ == "gradscope.compare"
+    assert callable(gradscope.run) and callable(gradscope.load_scenario)
