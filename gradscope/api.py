@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,18 @@ def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
 
 
 def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
-        max_memory: int = DEFAULT_MAX_MEMORY, label: str | None = None) -> RunReport:
-    """Analyze one scenario at initialization (and, with a `train:` block, over training)."""
+        max_memory: int = DEFAULT_MAX_MEMORY, label: str | None = None,
+        progress: Callable[[int, int], None] | None = None) -> RunReport:
+    """Analyze one scenario at initialization (and, with a `train:` block, over training).
+
+    `progress(steps done, total steps)` is called after every training step (training runs only)."""
     sc = _as_scenario(scenario)
     check_memory(sc, max_memory)
     with limit_blas(blas_threads(largest_gemm(sc, _largest_batch(sc)))):
         if sc.train is not None:
             from .training import train
 
-            return train(sc, label=label, max_memory=max_memory)
+            return train(sc, label=label, max_memory=max_memory, progress=progress)
         data = draw_data(sc)
         params = init_params(sc)
         return analyze(sc, params, data.x, loss_target(sc, data), label=label)

@@ -156,7 +156,8 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
 
     with _errors():
         sc = _load(scenario, set_, seed, seeds, train_steps)
-        report = api.run(sc, max_memory=parse_size(max_memory))
+        with render.progress_bar(f"training {sc.name}", enabled=None if sc.train else False) as progress:
+            report = api.run(sc, max_memory=parse_size(max_memory), progress=progress)
         if save_arrays is not None:
             api.save_arrays(report, save_arrays)
         _show(format, output, no_color, json=report.to_dict, csv=lambda: render.run_csv(report),
@@ -259,8 +260,11 @@ def compare(variants: Annotated[list[str], typer.Argument(
         vectors = parse_probs(probs, target) if probs else None
         if scenario is not None and not scenario.is_file():
             raise GradscopeError(f"--scenario {scenario}: no such file")
-        cmp = run_compare(scenario, variants, axis=axis, overrides=list(set_ or []), seed=seed, seeds=seeds,
-                          probs=vectors, target=target, train_steps=train, max_memory=parse_size(max_memory))
+        with render.progress_bar(f"training {len(variants)} variants",
+                                 enabled=None if train is not None else False) as progress:
+            cmp = run_compare(scenario, variants, axis=axis, overrides=list(set_ or []), seed=seed, seeds=seeds,
+                              probs=vectors, target=target, train_steps=train, max_memory=parse_size(max_memory),
+                              progress=progress)
         if curve_csv is not None:
             if cmp.curve is None:
                 raise GradscopeError("--curve-csv needs a comparison of losses")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,8 +234,11 @@ def differing_findings(reports: Sequence[RunReport], labels: Sequence[str]) -> d
 def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: Sequence[str], *,
             axis: str | None = None, overrides: Sequence[str] = (), seed: int | None = None,
             seeds: int | None = None, probs: Sequence[Sequence[float]] | None = None, target: int = 0,
-            train_steps: int | None = None, max_memory: int = 2 * 2**30) -> Comparison:
-    """Run every variant of `scenario` (None = the bundled classification scenario) along one axis."""
+            train_steps: int | None = None, max_memory: int = 2 * 2**30,
+            progress: Callable[[int, int], None] | None = None) -> Comparison:
+    """Run every variant of `scenario` (None = the bundled classification scenario) along one axis.
+
+    `progress(steps done, total steps)` counts the training steps of all variants together."""
     from .api import run
 
     names = list(variants)
@@ -254,7 +257,16 @@ def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: S
         scs = variant_scenarios(base, ax, names, extra, seed, seeds)
     if probs is not None and ax != "loss":
         raise GradscopeError("--probs compares losses: give loss names, e.g. `gradscope compare mse ce --probs ...`")
-    reports = [run(sc, max_memory=max_memory, label=name) for sc, name in zip(scs, names, strict=True)]
+    total = sum(sc.train["steps"] for sc in scs if sc.train is not None)
+    reports = []
+    done = 0
+    for sc, name in zip(scs, names, strict=True):
+        step_of = None
+        if progress is not None and sc.train is not None:
+            def step_of(step: int, _steps: int, offset: int = done) -> None:
+                progress(offset + step, total)
+        reports.append(run(sc, max_memory=max_memory, label=name, progress=step_of))
+        done += sc.train["steps"] if sc.train is not None else 0
     notes: list[str] = []
     crv = None
     if ax == "loss":

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, Group
@@ -38,6 +40,30 @@ def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f}%"
 
 
+_EXPONENT = re.compile(r"(?<=\d)e([+-])0*(\d)")
+
+
+def one_exponent_style(text: str) -> str:
+    """Numbers written elsewhere with Python's 'e-06' in the style of fmt(): '8.7e-06' -> '8.7e-6'."""
+    return _EXPONENT.sub(r"e\1\2", text)
+
+
+def hanging(t: Text, width: int, indent: int = 4) -> Text:
+    """Wrap each line of t to `width` columns, continuation lines indented by `indent` spaces."""
+    console = Console(width=max(20, width), no_color=True, highlight=False)
+    out = Text()
+    for n, line in enumerate(t.split("\n")):
+        if n:
+            out.append("\n")
+        lead = len(line.plain) - len(line.plain.lstrip(" "))
+        for i, part in enumerate(line.wrap(console, max(20, width - indent - lead))):
+            if i:
+                out.append("\n" + " " * (indent + lead))
+            part.rstrip()
+            out.append_text(part)
+    return out
+
+
 def to_json(obj: Any) -> str:
     """Deterministic JSON text (insertion order, no NaN)."""
     return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -46,14 +72,24 @@ def to_json(obj: Any) -> str:
 # ---------------------------------------------------------------- bars and strips
 
 
+MIN_BAR_DECADES = 3
+
+
+def bar_decades(lo: float, hi: float) -> int:
+    """Decades the flow bar spans: the layers' spread rounded up, at least MIN_BAR_DECADES."""
+    if hi <= 0 or lo <= 0 or hi <= lo:
+        return MIN_BAR_DECADES
+    return max(MIN_BAR_DECADES, math.ceil(math.log10(hi / lo) - 1e-9))
+
+
 def log_bar(value: float | None, lo: float, hi: float, width: int = BAR_WIDTH) -> str:
-    """A bar whose length is log10(value) placed between log10(lo) and log10(hi) (at least one cell)."""
-    if value is None or value <= 0 or not math.isfinite(value):
+    """A bar of log10(value / (hi·10^-D)) cells, D = bar_decades(lo, hi): zero at D decades below the
+    largest value, full at the largest; a healthy 0.28–0.36 spread gives nearly equal bars."""
+    if value is None or value <= 0 or not math.isfinite(value) or hi <= 0:
         return ""
-    if hi <= lo:
-        return "█" * width
-    frac = (math.log10(value) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
-    cells = max(1, round(1 + frac * (width - 1)))
+    decades = bar_decades(lo, hi)
+    frac = 1.0 + math.log10(value / hi) / decades
+    cells = max(1, round(min(1.0, frac) * width))
     return "█" * cells
 
 
@@ -145,9 +181,11 @@ def layer_table(report: RunReport, *, title: str | None = None, width: int = 160
     rows = [[f(lay) for _, _, f in cols] for lay in report.layers]
     used = sum(max(len(h), *(len(str(r[i])) for r in rows)) + 1 for i, (h, _, _) in enumerate(cols))
     bar_width = max(8, min(BAR_WIDTH, width - used - 1))
+    decades = bar_decades(lo, hi)
     table = Table(title=title, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
                   caption=f"ratio = ‖∂L/∂W_l‖/‖∂L/∂W_L‖, δ ratio = ‖δ_l‖/‖δ_L‖ (medians over seeds), predicted: "
-                          f"mean-field; bar: log ‖∂L/∂W‖ from {fmt(lo, 2)} to {fmt(hi, 2)}", caption_justify="left")
+                          f"mean-field; flow bar: log ‖∂L/∂W‖ over {decades} decades, full at {fmt(hi, 2)}, "
+                          f"empty at {fmt(hi / 10 ** decades, 2)}", caption_justify="left")
     for head, justify, _ in cols:
         table.add_column(head, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     table.add_column("flow", no_wrap=True)
@@ -162,11 +200,14 @@ def strip_table(report: RunReport) -> Table:
     """The distribution of |∂L/∂W| entries per layer on one shared log axis."""
     values = _positive([v for lay in report.layers for k, v in lay.grad_quantiles.items() if k in ("q01", "q99")])
     lo, hi = (min(values), max(values)) if values else (1.0, 1.0)
-    table = Table(title=None, box=None, pad_edge=False, header_style="bold")
+    table = Table(title=None, box=None, pad_edge=False, header_style="bold", caption_justify="left",
+                  caption=f"|∂L/∂W| entries per layer, all seeds, log axis\n{fmt(lo, 2)} to {fmt(hi, 2)}: "
+                          "· q01–q99  ─ q10–q90  ┃ median")
     table.add_column("layer", justify="right")
-    table.add_column("|g| q01", justify="right", style="dim")
-    table.add_column(f"{fmt(lo, 2)}  ·q01 ─q10–q90 ┃median ·q99  {fmt(hi, 2)}", no_wrap=True)
-    table.add_column("q99", justify="right", style="dim")
+    table.add_column("|g| q01", justify="right", style="dim", no_wrap=True)
+    table.add_column(f"{fmt(lo, 2)}{' ' * (STRIP_WIDTH - len(fmt(lo, 2)) - len(fmt(hi, 2)))}{fmt(hi, 2)}",
+                     no_wrap=True)
+    table.add_column("q99", justify="right", style="dim", no_wrap=True)
     for lay in report.layers:
         q = lay.grad_quantiles
         table.add_row(str(lay.layer), fmt(q.get("q01"), 2),
@@ -215,7 +256,8 @@ def verdict_text(report: RunReport, *, theory: bool = True) -> Text:
     return t
 
 
-def findings_text(report: RunReport) -> Text:
+def findings_text(report: RunReport, width: int = 160) -> Text:
+    """Each finding: mark, code and message, then the remedy; wrapped with a hanging indent."""
     t = Text()
     if not report.findings:
         t.append("no findings", style="green")
@@ -224,23 +266,26 @@ def findings_text(report: RunReport) -> Text:
         mark, style = SEVERITY_MARK.get(f.severity, ("•", ""))
         if i:
             t.append("\n")
-        t.append(f"{mark} {f.code}", style=f"bold {style}")
-        t.append(f"  {f.message}\n")
-        t.append(f"  → {f.hint}", style="italic")
+        para = Text()
+        para.append(f"{mark} {f.code}", style=f"bold {style}")
+        para.append(f"  {one_exponent_style(f.message)}")
+        t.append_text(hanging(para, width, 4))
+        t.append("\n")
+        t.append_text(hanging(Text(f"  → {one_exponent_style(f.hint)}", style="italic"), width, 2))
     return t
 
 
 def run_renderable(report: RunReport, *, quiet: bool = False, width: int = 160) -> Group:
     if quiet:
-        parts: list[Any] = [verdict_text(report, theory=False)]
+        parts: list[Any] = [hanging(verdict_text(report, theory=False), width, 2)]
         if report.history:
-            parts.append(training_text(report))
+            parts.append(hanging(training_text(report), width, 2))
         return Group(*parts)
-    parts = [header(report), Text(""), layer_table(report, width=width), Text(""), strip_table(report), Text(""),
-             verdict_text(report)]
+    parts = [hanging(header(report), width, 2), Text(""), layer_table(report, width=width), Text(""),
+             strip_table(report), Text(""), hanging(verdict_text(report), width, 2)]
     if report.history:
-        parts += [Text(""), training_table(report, width), Text(""), training_text(report)]
-    parts += [Text(""), findings_text(report)]
+        parts += [Text(""), training_table(report, width), Text(""), hanging(training_text(report), width, 2)]
+    parts += [Text(""), findings_text(report, width)]
     return Group(*parts)
 
 
@@ -404,27 +449,35 @@ def probs_renderable(cmp: Any) -> Table:
     return table
 
 
-def side_by_side(cmp: Any) -> Table:
+def side_by_side(cmp: Any, width: int = 160) -> Table:
+    """Per-layer ‖∂L/∂W‖, ratio and status of every variant; narrow terminals drop the ratio, then the shape."""
     reports = cmp.reports
+    n_layers = max(len(r.layers) for r in reports)
+    norm_w = max(len(f"{lab} ‖∂L/∂W‖") for lab in cmp.labels)
+    shape_w = max(len(f"{lay.fan_in}→{lay.fan_out}") for r in reports for lay in r.layers) + 1
+    need = 6 + len(cmp.labels) * (norm_w + 1 + 10)   # layer, then per variant: norm and status
+    show_shape = need + shape_w <= width
+    show_ratio = show_shape and need + shape_w + 6 * len(cmp.labels) <= width
     table = Table(title="per-layer gradients, side by side (medians over seeds)", title_justify="left", box=None,
                   pad_edge=False, header_style="bold", collapse_padding=True)
-    table.add_column("layer", justify="right")
-    table.add_column("shape", justify="right")
+    table.add_column("layer", justify="right", no_wrap=True)
+    if show_shape:
+        table.add_column("shape", justify="right", no_wrap=True)
     for lab in cmp.labels:
-        table.add_column(f"{lab} ‖∂L/∂W‖", justify="right")
-        table.add_column("ratio", justify="right")
-        table.add_column("status")
-    n = max(len(r.layers) for r in reports)
-    for i in range(n):
+        table.add_column(f"{lab} ‖∂L/∂W‖", justify="right", no_wrap=True)
+        if show_ratio:
+            table.add_column("ratio", justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+    for i in range(n_layers):
         first = next(r.layers[i] for r in reports if i < len(r.layers))
-        row: list[Any] = [str(i + 1), f"{first.fan_in}→{first.fan_out}"]
+        row: list[Any] = [str(i + 1)] + ([f"{first.fan_in}→{first.fan_out}"] if show_shape else [])
         for r in reports:
+            cells: list[Any] = ["", "", ""]
             if i < len(r.layers):
                 lay = r.layers[i]
-                row += [fmt(lay.median("weight_grad_norm")), fmt(lay.median("gradient_ratio")),
-                        Text(lay.status, style=STATUS_STYLE.get(lay.status, ""))]
-            else:
-                row += ["", "", ""]
+                cells = [fmt(lay.median("weight_grad_norm")), fmt(lay.median("gradient_ratio")),
+                         Text(lay.status, style=STATUS_STYLE.get(lay.status, ""))]
+            row += cells if show_ratio else [cells[0], cells[2]]
         table.add_row(*row)
     return table
 
@@ -471,7 +524,8 @@ def compare_renderable(cmp: Any, *, width: int = 160) -> Group:
         parts += [probs_renderable(cmp), Text("")]
     for note in cmp.notes:
         parts += [Text(f"note: {note}", style="dim")]
-    parts += [side_by_side(cmp), Text(""), compare_verdicts(cmp), Text(""), differing_text(cmp)]
+    parts += [side_by_side(cmp, width), Text(""), hanging(compare_verdicts(cmp), width, 2), Text(""),
+              hanging(differing_text(cmp), width, 2)]
     if cmp.race is not None:
         parts += [Text(""), race_renderable(cmp.race, width)]
     return Group(*parts)
@@ -547,11 +601,14 @@ def heat_cell(value: float | None, lo: float, hi: float) -> Text:
 
 def training_table(report: RunReport, width: int = 160) -> Table:
     hist = list(report.history or ())
-    cols = _step_columns(len(hist), min(MAX_STEP_COLUMNS, (width - 14) // 9))
+    cell_w = max(len(h["verdict"]) for h in hist)
+    cell_w = max(cell_w, *(len(fmt(h["layers"][i]["weight_grad_norm"]["median"], 2)) + 2
+                           for h in hist for i in range(len(h["layers"]))))
+    cols = _step_columns(len(hist), min(MAX_STEP_COLUMNS, (width - 14) // (cell_w + 1)))
     vals = _positive([h["layers"][i]["weight_grad_norm"]["median"] for h in hist for i in range(len(h["layers"]))])
     lo, hi = (min(vals), max(vals)) if vals else (1.0, 1.0)
     table = Table(title="median ‖∂L/∂W‖ per layer over training steps (colour: log scale, "
-                        f"{fmt(lo, 2)} blue … {fmt(hi, 2)} red)", title_justify="left", box=None, pad_edge=False,
+                        f"{fmt(lo, 2)} blue to {fmt(hi, 2)} red)", title_justify="left", box=None, pad_edge=False,
                   header_style="bold", collapse_padding=True)
     table.add_column("layer \\ step", justify="right", no_wrap=True)
     for c in cols:
@@ -599,7 +656,10 @@ def race_renderable(race: dict[str, Any], width: int = 160) -> Group:
     per = race["variants"]
     labels = list(per)
     steps = per[labels[0]]["steps"]
-    cols = _step_columns(len(steps), min(MAX_STEP_COLUMNS, (width - 10) // 14))
+    cell_w = max(len(fmt(loss)) + (len(f" / {fmt(acc)}") if acc is not None else 0)
+                 for v in per.values() for loss, acc in zip(v["holdout_loss"], v["holdout_accuracy"], strict=False))
+    label_w = max(len("variant \\ step"), *(len(lab) for lab in labels))
+    cols = _step_columns(len(steps), min(MAX_STEP_COLUMNS, (width - label_w - 1) // (cell_w + 1)))
     table = Table(title="training race: held-out loss / accuracy (medians over seeds)", title_justify="left",
                   box=None, pad_edge=False, header_style="bold", collapse_padding=True)
     table.add_column("variant \\ step", no_wrap=True)
@@ -621,4 +681,35 @@ def race_renderable(race: dict[str, Any], width: int = 160) -> Group:
         t.append("; ".join(parts))
     if race.get("leader"):
         t.append(f"\nleader: {race['leader']}", style="bold green")
-    return Group(table, t)
+    return Group(table, hanging(t, width, 2))
+
+
+# ---------------------------------------------------------------- progress
+
+
+@contextmanager
+def progress_bar(description: str, *, enabled: bool | None = None, file: Any = None
+                 ) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr for long work; yields a progress(done, total) callback.
+
+    Shown only when stderr is a terminal (`enabled=None`); otherwise yields None and prints nothing.
+    """
+    import sys
+
+    stream = file if file is not None else sys.stderr
+    if enabled is None:
+        enabled = bool(getattr(stream, "isatty", lambda: False)())
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(file=stream, force_terminal=True, highlight=False)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

@@ -9,6 +9,7 @@ on the training set and the loss and accuracy on a held-out split.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -65,8 +66,11 @@ def _record(sc: Scenario, params: Params, step: int, probe: Data, train: Data, h
             "layers": [layer.to_dict() for layer in d.layers]}
 
 
-def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold: Data
-                   ) -> tuple[Params, list[dict[str, Any]]]:
+Progress = Callable[[int, int], None]   # progress(steps done, total steps), called after every step
+
+
+def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold: Data,
+                   progress: Progress | None = None) -> tuple[Params, list[dict[str, Any]]]:
     """Train every member from `params` for train.steps steps; returns the final params and the history."""
     cfg = dict(sc.train or {})
     opt = OPTIMIZERS.get(cfg["optimizer"])
@@ -98,6 +102,8 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
             opt.step(tensors, grads, state, step, **hyper)
         if step % cfg["record_every"] == 0 or step == cfg["steps"]:
             history.append(_record(sc, params, step, probe, train, hold))
+        if progress is not None:
+            progress(step, cfg["steps"])
     return params, history
 
 
@@ -164,7 +170,8 @@ def _steps_to(history: list[dict[str, Any]], level: float) -> int | None:
     return None
 
 
-def train(sc: Scenario, *, label: str | None = None, max_memory: int = 2 * 2**30) -> RunReport:
+def train(sc: Scenario, *, label: str | None = None, max_memory: int = 2 * 2**30,
+          progress: Progress | None = None) -> RunReport:
     """Train the scenario's ensemble; the report keeps step 0's analysis and adds history and dynamics."""
     from .api import analyze
 
@@ -177,7 +184,7 @@ def train(sc: Scenario, *, label: str | None = None, max_memory: int = 2 * 2**30
     params = init_params(sc)
     start = analyze(sc, params, probe.x, loss_target(sc, probe), label=label)
     work = Params([W.copy() for W in params.W], [b.copy() for b in params.b] if params.b is not None else None)
-    _, history = train_ensemble(sc, work, train_set, probe, hold)
+    _, history = train_ensemble(sc, work, train_set, probe, hold, progress)
     summary, findings = dynamics(sc, history)
     return replace(start, history=tuple(history), training=summary,
                    findings=tuple(start.findings) + tuple(findings))
