@@ -37,6 +37,16 @@ SATURATION_LEVEL = 0.1   # a unit-sample is saturated when φ'(z) < 10% of max �
 DEAD_LEVEL = 1e-3        # a unit is dead when φ'(z) < 0.1% of max φ' for every sample of the batch
 SOFTMAX_CONFIDENT = 0.99  # an output sample is saturated when its largest softmax probability exceeds this
 EXTRAPOLATION_DEPTHS = (20, 50, 100)
+# A ReLU-like unit that is active for about half of the inputs (zero-mean pre-activation) is off for all B
+# independent samples with probability 2^-B; from 10 samples on that is ≤ 2^-10 ≈ 0.1%, far below the
+# fractions the dead-unit rules act on (DEAD_FINDING_FRACTION, dead_threshold). With fewer samples a unit
+# inactive for the whole batch is not evidence of a dead unit: no `dead` status, only an info finding.
+MIN_DEAD_SAMPLES = 10
+DEAD_FINDING_FRACTION = 0.1   # dead-units is reported from this median fraction of dead units in a layer
+THEORY_GAP = 0.02             # measured vs predicted backward factor: a caveat states a larger relative gap
+RATIO_DISAGREEMENT = 10.0     # δ ratio and weight-gradient ratio this far apart: the forward signal explains it
+FORWARD_RATIO_LOW, FORWARD_RATIO_HIGH = 1e-2, 1e2  # forward-collapse / -explosion: last/first hidden z std
+NON_CENTERED_RATIO = 0.5      # non-centered-inputs: median over features of |mean|/std above this
 
 # Stable finding codes (README lists them).
 CODES = {
@@ -151,10 +161,11 @@ def _output_saturation(head: str, yhat: np.ndarray) -> np.ndarray:
     return np.zeros(yhat.shape[0])
 
 
-def _status(med: dict[str, float | None], overflow: bool, diag: dict[str, Any], output: bool) -> str:
+def _status(med: dict[str, float | None], overflow: bool, diag: dict[str, Any], output: bool,
+            batch: int = MIN_DEAD_SAMPLES) -> str:
     if overflow:
         return "overflow"
-    if (med["dead_fraction"] or 0.0) > diag["dead_threshold"]:
+    if batch >= MIN_DEAD_SAMPLES and (med["dead_fraction"] or 0.0) > diag["dead_threshold"]:
         return "dead"
     ratios = [r for r in (med["gradient_ratio"], med["delta_ratio"]) if r is not None]
     if not output and any(r > diag["exploding_ratio"] for r in ratios):
@@ -261,7 +272,7 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
     for l, la in enumerate(arrays, start=1):
         stats = {k: Stat.of(v) for k, v in la.values.items()}
         med = {k: s.median for k, s in stats.items()}
-        status = _status(med, bool(la.nonfinite.any()), diag, output=(l == L))
+        status = _status(med, bool(la.nonfinite.any()), diag, output=(l == L), batch=scenario.batch_size)
         layers.append(LayerReport(
             layer=l, fan_in=scenario.sizes[l - 1], fan_out=scenario.sizes[l],
             activation=scenario.layer_activation(l), status=status, stats=stats, grad_quantiles=la.quantiles,
@@ -274,7 +285,7 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
     with np.errstate(all="ignore"):
         spread = _div(wgn.max(axis=0), wgn.min(axis=0))
     overflow_seeds = np.stack([la.nonfinite for la in arrays]).any(axis=0)
-    verdict = max((layer.status for layer in layers), key=lambda s: SEVERITY_ORDER[s], default="healthy")
+    verdict = _verdict(layers)
 
     # backward gain: geometric mean over hidden layers, per seed; fitted rate over depth
     gains = np.stack([la.values["backward_gain"] for la in arrays[:-1]]) if L > 1 else np.zeros((0, 1))
@@ -299,12 +310,58 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
                     at_q = np.exp(np.mean(np.log(gains[settled] ** 2), axis=0))
                 theory["settled_layers"] = [i + 1 for i in settled]
                 theory["measured_backward_factor_at_q_star"] = Stat.of(at_q).median
+    if pred is not None and theory.get("applies"):
+        theory.setdefault("caveats", []).extend(_theory_disagreement(scenario, p, layers, theory, pred.q))
     summary = Summary(verdict=verdict, gradient_spread=Stat.of(spread).median, loss=Stat.of(p.loss),
                       seeds=scenario.seeds, n_layers=L, overflow_seeds=int(overflow_seeds.sum()),
                       mean_backward_gain=mean_gain, extrapolation=extrapolation,
                       chi1=_clean(theory.get("chi1")), q_star=_clean(theory.get("q_star")), theory=theory, lr=lr)
     findings = find(scenario, params, p, layers, arrays, summary)
     return Diagnosis(layers, summary, findings, per_seed)
+
+
+def _verdict(layers: list[LayerReport]) -> str:
+    """The worst layer status; when some layers vanish and others explode, the one nearest the input decides.
+
+    A net whose early layers get (exactly) zero gradient while a few late layers blow up does not train its
+    early layers: what reaches layer 1 is the measurement that matters, not the order of the two statuses.
+    """
+    statuses = [lay.status for lay in layers]
+    if "vanishing" in statuses and "exploding" in statuses and not {"overflow", "dead"} & set(statuses):
+        return next(s for s in statuses if s in ("vanishing", "exploding"))
+    return max(statuses, key=lambda s: SEVERITY_ORDER[s], default="healthy")
+
+
+def _theory_disagreement(scenario: Scenario, p: Pass, layers: list[LayerReport], theory: dict[str, Any],
+                         q_pred: list[float]) -> list[str]:
+    """Caveats, in numbers, where the mean-field prediction printed beside a measurement does not match it."""
+    out: list[str] = []
+    zero = _zero_gradient_layers(layers)
+    chi1 = theory.get("chi1")
+    if zero:
+        found = _exact_zero_derivative(scenario, p)
+        cause = (f"φ'(z) is exactly 0 in {p.z[0].dtype} for {_fmt(100 * found[0])}% of the hidden unit-samples "
+                 "(saturation underflow), and δ is exactly 0 below any layer where all of a sample's units have "
+                 "φ' = 0" if found else "δ is exactly 0 there")
+        pred_txt = f"mean-field χ₁ = {_fmt(chi1)} predicts {'growth' if chi1 > 1 else 'decay'}, " if chi1 else ""
+        out.append(f"{_ranges(zero)} get exactly zero gradient: {pred_txt}{cause}; the theory's Gaussian average "
+                   "does not describe exact zeros of finite-precision arithmetic")
+        return out
+    pbf, mbf = theory.get("predicted_backward_factor"), theory.get("measured_backward_factor")
+    if pbf and mbf and abs(mbf / pbf - 1.0) > THEORY_GAP:
+        L = scenario.n_layers
+        q_meas = [Stat.of(np.mean(np.square(p.z[l - 1], dtype=np.float64), axis=(1, 2))).median for l in range(1, L)]
+        drift = [(abs(qm / qp - 1.0), l, qm, qp) for l, (qm, qp) in enumerate(zip(q_meas, q_pred, strict=False),
+                                                                              start=1)
+                 if qm is not None and qp and math.isfinite(qp)]
+        worst = max(drift) if drift else None
+        widths = scenario.sizes[1:-1]
+        q_txt = (f"; the measured q_l = mean z_l² drifts from the predicted by up to {_fmt(100 * worst[0])}% "
+                 f"(layer {worst[1]}: {_fmt(worst[2])} vs {_fmt(worst[3])})") if worst else ""
+        out.append(f"measured backward factor {_fmt(mbf)} is {100 * (mbf / pbf - 1.0):+.1f}% from the predicted "
+                   f"{_fmt(pbf)}{q_txt}: mean-field is the infinite-width limit, and its corrections grow like "
+                   f"depth/width (here {scenario.depth}/{min(widths) if widths else scenario.sizes[-1]})")
+    return out
 
 
 def _clean(x: Any) -> float | None:
@@ -323,12 +380,23 @@ def _extrapolate(layers: list[LayerReport]) -> dict[str, Any]:
     ls = np.array([l for l, _ in pts], dtype=float)
     logs = np.log([v for _, v in pts])
     slope = float(np.polyfit(ls, logs, 1)[0])
-    per_layer = math.exp(-slope)  # ‖δ_l‖/‖δ_{l+1}‖
-    out: dict[str, Any] = {"per_layer_factor": per_layer}
+    # ‖δ_l‖/‖δ_{l+1}‖ = e^{-slope}; layer 1's ratio at depth d = e^{-slope (d-1)}: computed in log space, the
+    # ratio itself is None (JSON null) where it leaves the float range, its log10 is always given
+    out: dict[str, Any] = {"per_layer_factor": _exp_or_none(-slope),
+                           "log10_per_layer_factor": -slope / math.log(10.0)}
     for depth in EXTRAPOLATION_DEPTHS:
-        with np.errstate(over="ignore"):
-            out[f"layer1_ratio_at_depth_{depth}"] = _clean(per_layer ** (depth - 1))
+        ln_ratio = -slope * (depth - 1)
+        out[f"layer1_ratio_at_depth_{depth}"] = _exp_or_none(ln_ratio)
+        out[f"layer1_log10_ratio_at_depth_{depth}"] = ln_ratio / math.log(10.0)
     return out
+
+
+def _exp_or_none(ln_x: float) -> float | None:
+    """e^ln_x, or None when it over- or underflows float64 (|ln x| beyond the normal range)."""
+    if not math.isfinite(ln_x) or ln_x > math.log(np.finfo(np.float64).max) or ln_x < math.log(
+            np.finfo(np.float64).tiny):
+        return None
+    return math.exp(ln_x)
 
 
 # ---------------------------------------------------------------- findings
@@ -354,19 +422,65 @@ def _ranges(ls: list[int]) -> str:
     return "layers " + ", ".join(map(str, ls))
 
 
-def _remedy_vanishing(scenario: Scenario, acts: set[str]) -> str:
+def _hidden_layer(scenario: Scenario) -> tuple[int, int, float]:
+    """fan_in, fan_out and σ_b² of a representative hidden layer (layer 2, or 1 in a one-hidden-layer net)."""
+    l = 2 if scenario.depth >= 2 else 1
+    fan_in, fan_out = scenario.sizes[l - 1], scenario.sizes[l]
+    sb2 = bias_variance(scenario.bias_init.name, dict(scenario.bias_init.params), fan_in) if scenario.bias else 0.0
+    return fan_in, fan_out, sb2
+
+
+def _init_chi1(scenario: Scenario, activation: str, act_params: dict[str, Any], init: str,
+               init_params: dict[str, Any] | None = None) -> tuple[float, float] | None:
+    """σ_w² of a hidden layer under `init` and the mean-field χ₁ it gives `activation` at the scenario's σ_b²."""
+    fan_in, fan_out, sb2 = _hidden_layer(scenario)
+    var = INITS.get(init).variance(fan_in, fan_out, LayerContext(activation, dict(act_params)), **(init_params or {}))
+    if var is None:
+        return None
+    sw2 = fan_in * float(var)
+    return sw2, mean_field(activation, sw2, sb2, act_params).chi1
+
+
+def _init_advice(scenario: Scenario, activation: str, act_params: dict[str, Any], inits: tuple[str, ...],
+                 crit: float | None) -> str:
+    """What the named inits give (σ_w², χ₁ computed for this activation and σ_b²) and the init at χ₁ = 1."""
+    fan_in, _, _ = _hidden_layer(scenario)
+    parts = []
+    for name in inits:
+        got = _init_chi1(scenario, activation, act_params, name)
+        if got is not None:
+            parts.append(f"{name} gives {activation} σ_w² = {_fmt(got[0])}, χ₁ = {_fmt(got[1])}")
+    if crit is not None:
+        parts.append(f"χ₁ = 1 exactly at σ_w² = {_fmt(crit)}: init {{scheme: normal, std: "
+                     f"{math.sqrt(crit / fan_in):.4g}}} for fan_in {fan_in}")
+    return " (mean-field: " + "; ".join(parts) + ")" if parts else ""
+
+
+def _scenario_act(scenario: Scenario) -> tuple[str, dict[str, Any]]:
+    comp = scenario.activations[0] if scenario.depth else None
+    return (comp.name, dict(comp.params)) if comp else ("identity", {})
+
+
+def _remedy_vanishing(scenario: Scenario, acts: set[str], crit: float | None) -> str:
     init = scenario.init.name
+    act, act_params = _scenario_act(scenario)
     if acts & {"sigmoid"}:
-        return ("use relu with he_normal init, or tanh with xavier_uniform; sigmoid's derivative is at most 0.25 "
-                "so every sigmoid layer divides the gradient by 4 or more")
-    if acts & {"relu", "leaky_relu", "elu", "gelu", "silu", "selu", "softplus"} and init not in (
-            "he_normal", "he_uniform"):
-        return (f"use he_normal (std √(2/fan_in)) instead of {init}: ReLU zeroes half of its inputs, so the "
-                "weights need twice the variance to keep the signal constant")
-    if acts & {"tanh", "softsign", "hardtanh"}:
-        return (f"use xavier_uniform or xavier_normal (with gain: auto = calculate_gain('tanh') = 5/3 for deep "
-                f"nets) instead of {init}, so that σ_w² ≈ 1 and χ₁ ≈ 1")
-    return "use an init whose σ_w² makes χ₁ ≈ 1 (he_normal for ReLU-like, xavier for tanh), or fewer layers"
+        relu = _init_advice(scenario, "relu", {}, ("he_normal",), None)
+        tanh = _init_advice(scenario, "tanh", {}, ("xavier_uniform",), None)
+        return (f"use relu with he_normal init{relu}, or tanh with xavier_uniform{tanh}; sigmoid's derivative is "
+                "at most 0.25, so a sigmoid layer passes back at most a quarter of what its weights pass back")
+    if len(acts - {"identity"}) == 1 and act in acts:
+        if act in ("relu", "leaky_relu", "elu", "gelu", "silu", "selu", "softplus"):
+            candidates: tuple[str, ...] = ("he_normal",)
+            why = " (ReLU-like units pass about half of their inputs, so the weights need about twice the variance)"
+        elif act in ("tanh", "softsign", "hardtanh"):
+            candidates, why = ("xavier_uniform",), ""
+        else:
+            candidates, why = ("xavier_uniform", "he_normal"), ""
+        return (f"raise the init variance toward the critical σ_w² instead of {init}{why}"
+                + _init_advice(scenario, act, act_params, candidates, crit))
+    return "use an init whose σ_w² makes χ₁ ≈ 1 for each layer's activation (he_normal for ReLU, xavier for tanh), " \
+           "or fewer layers"
 
 
 def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport], arrays: list[LayerArrays],
@@ -394,8 +508,8 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
     # symmetric init
     if scenario.init.name in ("zeros", "constant"):
         out.append(Finding("symmetric-init", "error", tuple(range(1, L + 1)),
-                           f"{scenario.init.name} init gives every unit of a layer the same weights, so they get "
-                           "the same gradient and stay identical; with zeros, hidden gradients are exactly 0",
+                           f"{scenario.init.name} init gives every hidden unit of a layer the same weights, so they "
+                           "get the same gradient and stay identical; with zeros, hidden gradients are exactly 0",
                            "use a random init: he_normal for ReLU-like, xavier_uniform for tanh/sigmoid"))
 
     # vanishing / exploding
@@ -406,15 +520,20 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
     dratio1 = first.median("delta_ratio")
     gain = summary.mean_backward_gain
     chi1 = summary.chi1
+    zero = _zero_gradient_layers(layers)
+    gain_txt = (f"; each layer multiplies ‖δ‖ by {_fmt(gain)} on the way back (geometric mean)"
+                if gain is not None and math.isfinite(gain) and gain > 0 else "")
     chi_txt = f"; mean-field χ₁ = {_fmt(chi1)} predicts a factor √χ₁ = {_fmt(math.sqrt(chi1))}" if chi1 else ""
+    if zero and chi1 and chi1 > 1:
+        chi_txt = (f"; mean-field χ₁ = {_fmt(chi1)} predicts growth, but it averages over the rare unsaturated "
+                   "units and does not describe these exact zeros (see the note under mean-field)")
     crit = summary.theory.get("critical_sigma_w2")
-    n_hidden = scenario.sizes[1] if scenario.depth else scenario.sizes[0]
-    crit_txt = (f"; mean-field puts χ₁ = 1 at σ_w² = {_fmt(crit)}, i.e. weight std √(σ_w²/fan_in) = "
-                f"{_fmt(math.sqrt(crit / n_hidden))} for fan_in {n_hidden}") if crit else ""
     if van:
         cause = [f"layer 1 gets {_fmt(ratio1)} of the output layer's weight gradient and its δ is "
-                 f"{_fmt(dratio1)} of the output's; each layer multiplies ‖δ‖ by {_fmt(gain)} on the way back"
-                 f"{chi_txt}"]
+                 f"{_fmt(dratio1)} of the output's{gain_txt}{chi_txt}"]
+        if zero:
+            cause.insert(0, f"{_ranges(zero)} get exactly zero gradient (median over seeds)"
+                         + _zero_cause(scenario, p, zero))
         dead_layers = [lay.layer for lay in hidden if lay.status == "dead"]
         if dead_layers:
             cause.insert(0, f"dead units in {_ranges(dead_layers)} pass no gradient back (see dead-units)")
@@ -425,29 +544,34 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
             cause.insert(0, f"{len(sig)} sigmoid layers: each σ' ≤ 0.25, measured mean σ' "
                          f"{_fmt(float(np.mean([d for d in dmean if d is not None])))}, product {_fmt(prod)} "
                          f"between layer 1 and the output (bound 0.25^{len(sig)} = {_fmt(0.25 ** len(sig))})")
+        flat = _flat_weight_gradient(p, layers, diag)
+        if flat:
+            cause.append(flat)
         out.append(Finding("vanishing-gradient", "error", tuple(lay.layer for lay in van),
                            f"{_ranges([lay.layer for lay in van])} below the vanishing ratio "
                            f"{_fmt(diag['vanishing_ratio'])}: " + "; ".join(cause),
-                           _remedy_vanishing(scenario, act_names) + crit_txt))
+                           _remedy_vanishing(scenario, act_names, crit)))
     if exp:
         sw2 = summary.theory.get("sigma_w2")
         std_txt = ""
-        if scenario.init.name in ("normal", "uniform"):
-            n = scenario.sizes[1] if scenario.depth else scenario.sizes[0]
-            std_txt = (f" With fan_in {n}, init std {_fmt(math.sqrt(INITS.get(scenario.init.name).variance(n, n, LayerContext(), **scenario.init.params)))}"  # noqa: E501
-                       f" gives σ_w² = {_fmt(sw2)}; each layer's weights multiply the signal by about √σ_w².")
-        if "relu" in act_names:
-            target = "he_normal (std √(2/fan_in))"
+        if scenario.init.name in ("normal", "uniform") and sw2 is not None:
+            n = _hidden_layer(scenario)[0]
+            std_txt = (f" With fan_in {n}, init std {_fmt(math.sqrt(sw2 / n))} gives σ_w² = fan_in·Var(W) = "
+                       f"{_fmt(sw2)}.")
+        act, act_params = _scenario_act(scenario)
+        if act_names <= {"relu", "leaky_relu"}:
+            target: tuple[str, ...] = ("he_normal",)
         elif act_names <= {"identity"}:
-            target = "lecun_normal (std √(1/fan_in))"
+            target = ("lecun_normal",)
         else:
-            target = "xavier_uniform / xavier_normal (std √(2/(fan_in+fan_out)))"
+            target = ("xavier_uniform",)
+        advice = _init_advice(scenario, act, act_params, target, crit) if len(act_names) == 1 else ""
         out.append(Finding("exploding-gradient", "error", tuple(lay.layer for lay in exp),
                            f"{_ranges([lay.layer for lay in exp])} above the exploding ratio "
                            f"{_fmt(diag['exploding_ratio'])}: layer 1's δ is {_fmt(dratio1)}× the output's, "
-                           f"its weight gradient {_fmt(ratio1)}×; each layer multiplies ‖δ‖ by {_fmt(gain)} "
-                           f"on the way back{chi_txt}.{std_txt}",
-                           f"use a smaller init scale: {target}, or gradient clipping while training{crit_txt}"))
+                           f"its weight gradient {_fmt(ratio1)}×{gain_txt}{chi_txt}.{std_txt}",
+                           f"use a smaller init scale: {' or '.join(target)}{advice}, or gradient clipping while "
+                           "training"))
 
     # saturated / dead hidden units
     sat = [lay for lay in hidden if (lay.median("saturation") or 0) > diag["saturation_threshold"]]
@@ -459,18 +583,27 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
                            f"std {_fmt(worst.median('preact_std'))}); little gradient passes through them",
                            "shrink the pre-activations: xavier init instead of a large std, zero-centered and "
                            "standardized inputs, or a non-saturating activation (relu + he_normal)"))
-    dead = [lay for lay in hidden if (lay.median("dead_fraction") or 0) > 0.1]
+    dead = [lay for lay in hidden if (lay.median("dead_fraction") or 0) > DEAD_FINDING_FRACTION]
     if dead:
         worst = max(dead, key=lambda lay: lay.median("dead_fraction") or 0)
         frac = worst.median("dead_fraction") or 0.0
         bias_txt = ""
         if params.b is not None:
             bias_txt = f", mean bias {_fmt(float(np.mean(params.b[worst.layer - 1])))}"
-        cos = _sample_cosine(p.a[worst.layer - 1])
+        B = scenario.batch_size
         where = (f"{_ranges([lay.layer for lay in dead])}: up to {_fmt(100 * frac)}% of units are inactive for all "
-                 f"{scenario.batch_size} samples (layer {worst.layer}: pre-activation mean "
+                 f"{B} sample{'s' if B != 1 else ''} (layer {worst.layer}: pre-activation mean "
                  f"{_fmt(worst.median('preact_mean'))}{bias_txt})")
-        if cos > 0.8 and frac <= diag["dead_threshold"]:
+        cos = _sample_cosine(p.a[worst.layer - 1])
+        if B < MIN_DEAD_SAMPLES:
+            out.append(Finding("dead-units", "info", tuple(lay.layer for lay in dead),
+                               f"{where}; with {B} sample{'s' if B != 1 else ''} this does not show dead units: a "
+                               f"live unit active for half of the inputs is off for all of them with probability "
+                               f"2^-{B} = {_fmt(0.5 ** B)}; telling dead units from chance needs at least "
+                               f"{MIN_DEAD_SAMPLES} samples (2^-{MIN_DEAD_SAMPLES} = "
+                               f"{_fmt(0.5 ** MIN_DEAD_SAMPLES)}), so no layer is called dead",
+                               f"set data.batch_size to {MIN_DEAD_SAMPLES} or more to measure dead units"))
+        elif cos > 0.8 and frac <= diag["dead_threshold"]:
             out.append(Finding("dead-units", "info", tuple(lay.layer for lay in dead),
                                f"{where}; the samples reaching layer {worst.layer} are nearly collinear (mean cosine "
                                f"{_fmt(cos)}), so each unit is on or off for all of them at once: correlations grow "
@@ -481,8 +614,8 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
             severity = "error" if frac > diag["dead_threshold"] else "warning"
             out.append(Finding("dead-units", severity, tuple(lay.layer for lay in dead),
                                f"{where}; they get no gradient from this data and may never recover",
-                               "use leaky_relu or gelu, keep bias_init at zeros (or a small positive constant), "
-                               "and he_normal init"))
+                               "use leaky_relu (its units always pass negative_slope·δ back, so none is dead), "
+                               "keep bias_init at zeros, and he_normal init"))
 
     # the output: MSE on probabilities, saturated outputs
     loss = LOSSES.get(scenario.loss.name)
@@ -500,20 +633,30 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
                            f"use {better}: its gradient at the logits is ŷ - y, which stays near -1 when the "
                            "prediction is confidently wrong"))
     if head in ("sigmoid", "softmax") and (out_layer.median("saturation") or 0) > diag["saturation_threshold"]:
+        pinned = ("samples have a largest probability above 0.99" if head == "softmax"
+                  else "unit-samples have ŷ(1-ŷ) below 0.025")
         out.append(Finding("saturated-output", "warning", (L,),
-                           f"{_fmt(100 * (out_layer.median('saturation') or 0))}% of {head} outputs are pinned "
-                           f"near 0/1 at initialization (logit std {_fmt(out_layer.median('preact_std'))})",
-                           "scale the output layer's init down so that the initial logits are O(1)"))
+                           f"{_fmt(100 * (out_layer.median('saturation') or 0))}% of {head} {pinned}: outputs "
+                           f"pinned near 0/1 at initialization (logit std {_fmt(out_layer.median('preact_std'))})",
+                           "lower the init scale so that the initial logits are O(1): xavier_uniform (σ_w² ≈ 1 "
+                           "per layer) instead of a large std, and standardized inputs"))
 
     # inputs
     x = p.x
     col_mean, col_std = x.mean(axis=0), x.std(axis=0)
     rel = float(np.median(np.abs(col_mean) / (col_std + 1e-12)))
-    if rel > 0.5:
+    if rel > NON_CENTERED_RATIO:
+        same = _one_sign_fraction(p.dW[0])
+        n_in = scenario.sizes[0]
         out.append(Finding("non-centered-inputs", "warning", (1,),
-                           f"input features have |mean|/std = {_fmt(rel)} (median over features): all of a first-"
-                           "layer unit's weight gradients ∂L/∂W_ij = Σ x_i δ_j share the sign of δ_j, so the "
-                           "weights can only move together (zig-zag updates)",
+                           f"input features have |mean|/std = {_fmt(rel)} (median over features), "
+                           f"{_fmt(100 * float(np.mean(x > 0)))}% of the input values are positive: for one sample "
+                           "with positive inputs all of a first-layer unit's weight gradients x_i δ_j share the sign "
+                           "of δ_j; over the batch, all "
+                           f"{n_in} entries of ∂L/∂W_:j = Σ_b x_bi δ_bj share one sign for {_fmt(100 * same)}% of "
+                           "the first-layer units (median over seeds; for zero-mean inputs of random sign "
+                           f"about 2^(1-{n_in})), so those units' weights can only all grow or all shrink together "
+                           "in a step (zig-zag updates)",
                            "set data.center: true (subtract the mean) or standardize the inputs"))
 
     # forward signal
@@ -522,18 +665,24 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         s_last = hidden[-1].median("preact_std")
         if s_first and s_last is not None and s_first > 0:
             r = s_last / s_first
-            if r < 1e-2:
+            fwd_act, fwd_params = _scenario_act(scenario)
+            fwd_advice = ""
+            if len(act_names - {"identity"}) <= 1 and (r < FORWARD_RATIO_LOW or r > FORWARD_RATIO_HIGH):
+                fwd_advice = _init_advice(scenario, fwd_act, fwd_params,
+                                          ("he_normal",) if fwd_act in ("relu", "leaky_relu") else ("xavier_uniform",),
+                                          summary.theory.get("critical_sigma_w2"))
+            if r < FORWARD_RATIO_LOW:
                 out.append(Finding("forward-collapse", "warning", tuple(lay.layer for lay in hidden),
                                    f"the pre-activation std falls from {_fmt(s_first)} (layer 1) to {_fmt(s_last)} "
                                    f"(layer {hidden[-1].layer}), a factor {_fmt(r)}: deep layers see almost no "
                                    "signal",
                                    "raise the init variance to the activation's critical value (he_normal for "
-                                   "ReLU, xavier for tanh)"))
-            elif r > 1e2:
+                                   "ReLU, xavier for tanh)" + fwd_advice))
+            elif r > FORWARD_RATIO_HIGH:
                 out.append(Finding("forward-explosion", "warning", tuple(lay.layer for lay in hidden),
                                    f"the pre-activation std grows from {_fmt(s_first)} (layer 1) to {_fmt(s_last)} "
                                    f"(layer {hidden[-1].layer}), a factor {_fmt(r)}",
-                                   "lower the init variance (he_normal for ReLU, xavier for tanh)"))
+                                   "lower the init variance (he_normal for ReLU, xavier for tanh)" + fwd_advice))
 
     # update ratio
     if summary.lr is not None:
@@ -547,6 +696,65 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
                                f"usual guide of about {_fmt(guide)}",
                                "adjust the learning rate so that one step changes the weights by about 0.1%"))
     return out
+
+
+def _zero_gradient_layers(layers: list[LayerReport]) -> list[int]:
+    """Hidden layers whose median ‖∂L/∂W‖ and ‖δ‖ are exactly 0."""
+    return [lay.layer for lay in layers[:-1]
+            if lay.median("weight_grad_norm") == 0.0 and lay.median("delta_norm") == 0.0]
+
+
+def _exact_zero_derivative(scenario: Scenario, p: Pass) -> tuple[float, str, float | None] | None:
+    """Fraction of hidden unit-samples of saturating activations whose φ'(z) is exactly 0 in the array's dtype,
+    the activation, and the smallest |z| from which its φ' rounds to 0 (None if it never does)."""
+    fracs, name = [], ""
+    for l in range(1, scenario.depth + 1):
+        comp = scenario.activations[l - 1]
+        act = ACTIVATIONS.get(comp.name)
+        if not act.saturating:
+            continue
+        with np.errstate(all="ignore"):
+            fracs.append(float(np.mean(act.grad(p.z[l - 1], p.a[l], **comp.params) == 0)))
+        name = comp.name
+    if not fracs or max(fracs) == 0.0:
+        return None
+    comp = next(c for c in scenario.activations if c.name == name)
+    act = ACTIVATIONS.get(name)
+    zs = np.linspace(0.0, 60.0, 600_001, dtype=p.z[0].dtype)
+    with np.errstate(all="ignore"):
+        g = act.grad(zs, act.fn(zs, **comp.params), **comp.params)
+    nz = np.flatnonzero(g == 0)
+    return float(np.mean(fracs)), name, (float(zs[nz[0]]) if nz.size else None)
+
+
+def _zero_cause(scenario: Scenario, p: Pass, zero: list[int]) -> str:
+    found = _exact_zero_derivative(scenario, p)
+    if found is None:
+        return ""
+    frac, name, thr = found
+    where = f" ({name}' rounds to 0 for |z| ≥ {thr:.4g})" if thr is not None else ""
+    return (f": φ'(z) is exactly 0 in {p.z[0].dtype} for {_fmt(100 * frac)}% of the hidden unit-samples{where}, "
+            "and δ is exactly 0 below any layer where all of a sample's units have φ' = 0")
+
+
+def _flat_weight_gradient(p: Pass, layers: list[LayerReport], diag: dict[str, Any]) -> str:
+    """Why layer 1's weight gradient can stay flat while its δ vanishes (Glorot & Bengio 2010), in numbers."""
+    r, d = layers[0].median("gradient_ratio"), layers[0].median("delta_ratio")
+    if len(layers) < 2 or not r or not d or r / d < RATIO_DISAGREEMENT:
+        return ""
+    fwd = Stat.of(_div(np.linalg.norm(np.asarray(p.x, dtype=np.float64)), _norm(p.a[-2], (1, 2)))).median
+    return (f"layer 1's weight gradient ({_fmt(r)} of the output layer's) does not vanish with its δ ({_fmt(d)}) "
+            "because ∂L/∂W_l = a_{l-1}ᵀ δ_l also scales with the layer's input, and the forward signal shrinks "
+            f"from the input up by about the inverse factor: ‖x‖/‖a_{len(layers) - 1}‖ = {_fmt(fwd)} against "
+            f"1/(δ ratio) = {_fmt(1 / d)} (median over seeds; Glorot & Bengio 2010): at this init all layers' "
+            "weight gradients are similar, while the back-propagated δ is not")
+
+
+def _one_sign_fraction(dW1: np.ndarray) -> float:
+    """Median over seeds of the fraction of first-layer units j whose ∂L/∂W_ij (all i) share one strict sign."""
+    pos = (dW1 > 0).all(axis=1)
+    neg = (dW1 < 0).all(axis=1)
+    return float(np.median((pos | neg).mean(axis=1)))
 
 
 def _sample_cosine(a: np.ndarray) -> float:

@@ -196,6 +196,23 @@ def layer_table(report: RunReport, *, title: str | None = None, width: int = 160
     return table
 
 
+RATIO_NOTE_FACTOR = 10.0  # a note under the table when a layer's δ ratio and weight-gradient ratio differ this much
+
+
+def ratio_note(report: RunReport) -> Text | None:
+    """A line under the layer table when the δ ratio and the weight-gradient ratio of some layer disagree by more
+    than RATIO_NOTE_FACTOR: ∂L/∂W_l = a_{l-1}ᵀ δ_l, so the forward signal makes up the difference."""
+    apart = [lay.layer for lay in report.layers
+             if (r := lay.median("gradient_ratio")) and (d := lay.median("delta_ratio"))
+             and max(r / d, d / r) > RATIO_NOTE_FACTOR]
+    if not apart:
+        return None
+    return Text(f"note: in layer{'s' if len(apart) > 1 else ''} {_span(apart)} the δ ratio and the weight-gradient "
+                f"ratio differ more than {RATIO_NOTE_FACTOR:.0f}×: ∂L/∂W_l = a_(l-1)ᵀ·δ_l, and the forward "
+                "signal a_(l-1) changes with depth by about the inverse factor (Glorot & Bengio 2010), so the "
+                "weight gradients stay level while δ does not", style="dim")
+
+
 def strip_table(report: RunReport) -> Table:
     """The distribution of |∂L/∂W| entries per layer on one shared log axis."""
     values = _positive([v for lay in report.layers for k, v in lay.grad_quantiles.items() if k in ("q01", "q99")])
@@ -233,6 +250,9 @@ def verdict_text(report: RunReport, *, theory: bool = True) -> Text:
     if ex.get("layer1_ratio_at_depth_50") is not None:
         t.append(f"; at this rate layer 1 of a 50-layer net gets {fmt(ex['layer1_ratio_at_depth_50'], 2)} of the "
                  "output layer's δ")
+    elif ex.get("layer1_log10_ratio_at_depth_50") is not None:
+        t.append(f"; at this rate layer 1 of a 50-layer net gets 10^{ex['layer1_log10_ratio_at_depth_50']:.0f} of "
+                 "the output layer's δ (beyond float range)")
     if s.overflow_seeds:
         t.append(f"; {s.overflow_seeds} seeds overflowed", style="bold red")
     th = s.theory if theory else {}
@@ -281,7 +301,9 @@ def run_renderable(report: RunReport, *, quiet: bool = False, width: int = 160) 
         if report.history:
             parts.append(hanging(training_text(report), width, 2))
         return Group(*parts)
-    parts = [hanging(header(report), width, 2), Text(""), layer_table(report, width=width), Text(""),
+    note = ratio_note(report)
+    parts = [hanging(header(report), width, 2), Text(""), layer_table(report, width=width),
+             *([hanging(note, width, 2)] if note else []), Text(""),
              strip_table(report), Text(""), hanging(verdict_text(report), width, 2)]
     if report.history:
         parts += [Text(""), training_table(report, width), Text(""), hanging(training_text(report), width, 2)]
@@ -305,6 +327,9 @@ def run_markdown(report: RunReport) -> str:
                      f"{fmt(lay.predicted_delta_ratio)} | {fmt(lay.median('grad_weight_ratio'))} | "
                      f"{fmt(lay.median('preact_std'))} | "
                      f"{pct(lay.median('saturation'))} | {pct(lay.median('dead_fraction'))} | {lay.status} |")
+    note = ratio_note(report)
+    if note is not None:
+        lines += ["", note.plain]
     lines += ["", verdict_text(report).plain.replace("\n", "\n\n"), ""]
     for f in report.findings:
         lines.append(f"- **{f.code}** ({f.severity}, layers {', '.join(map(str, f.layers))}): {f.message}  \n"
