@@ -173,48 +173,104 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
 # ---------------------------------------------------------------- check
 
 
+class CheckFormat(StrEnum):
+    table = "table"
+    json = "json"
+    junit = "junit"
+    github = "github"
+
+
 @app.command()
 def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False)],
           seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
-          format: Annotated[Format, typer.Option("--format", "-f", help="table (one line each) or json.")]
-          = Format.table, output: OutputOpt = None, max_memory: MaxMemOpt = "2GiB",
+          format: Annotated[CheckFormat, typer.Option(
+              "--format", "-f", help="table (one line each), json, junit (JUnit XML for test reporters) or "
+                                     "github (GitHub Actions annotations on the scenario's lines).")]
+          = CheckFormat.table, output: OutputOpt = None, max_memory: MaxMemOpt = "2GiB",
+          jobs: Annotated[int | None, typer.Option(
+              "--jobs", "-j", min=1, help="Worker processes (default: one per free core; 1 = in this process).")]
+          = None,
+          baseline: Annotated[Path | None, typer.Option(
+              "--baseline", help="Fail scenarios whose per-layer gradient norms, verdict or finding codes "
+                                 "drifted from this baseline file.")] = None,
+          write_baseline: Annotated[Path | None, typer.Option(
+              "--write-baseline", help="Record each scenario's per-layer medians, verdict and finding codes "
+                                       "to this file.")] = None,
+          tolerance: Annotated[float | None, typer.Option(
+              "--tolerance", help="Relative drift allowed on the norms (default 0.05, or the baseline's).")] = None,
           no_color: NoColorOpt = False, quiet: QuietOpt = False) -> None:
     """CI mode: run each scenario, apply its expect: block and the diagnostics, one line each.
 
-    Without expect.verdict a scenario passes only if it is healthy with no error findings.
-    Exit 0 if all pass, 1 if any fails, 2 on bad input.
+    Without expect.verdict a scenario passes only if it is healthy with no error findings (findings
+    in expect.allow excepted). Exit 0 if all pass, 1 if any fails, 2 on bad input (a scenario
+    that could not run is reported and the others still run).
 
     \b
-    Example:
+    Examples:
       gradscope check scenarios/*.yaml
+      gradscope check scenarios/*.yaml --format junit --output gradscope-junit.xml
+      gradscope check scenarios/*.yaml --format github --baseline gradscope-baseline.json
     """
-    from . import api, render
-    from .checks import CheckResult, check_report
+    import time
+
+    from . import ci, render
     from .engine import parse_size
+    from .executor import default_jobs, map_ordered
+    from .scenario import parse_override
 
     with _errors():
-        if format in (Format.csv, Format.markdown):
-            raise GradscopeError("check supports --format table or json")
         limit = parse_size(max_memory)
-        loaded = [_load(path, set_, seed, seeds) for path in scenarios]  # all inputs valid before running
-        live = format is Format.table and output is None  # one line per scenario as soon as it is checked
+        overrides = list(set_ or [])
+        for text in overrides:  # a bad --set is one error, not one per scenario
+            parse_override(text)
+        if baseline is not None and write_baseline is not None:
+            raise GradscopeError("give either --baseline (compare) or --write-baseline (record), not both")
+        if tolerance is not None and not 0 < tolerance < 1:
+            raise GradscopeError(f"--tolerance {tolerance:g}: must be between 0 and 1 (0.05 = 5%)")
+        base = ci.load_baseline(baseline) if baseline is not None else None
+        tol = tolerance if tolerance is not None else (base.tolerance if base else ci.DEFAULT_TOLERANCE)
+        if base is not None and ci.digits_for(tol) > base.digits:
+            raise GradscopeError(f"--tolerance {tol:g} is finer than {baseline} was rounded for (tolerance "
+                                 f"{base.tolerance:g}); write it again with --write-baseline {baseline} "
+                                 f"--tolerance {tol:g}")
+        tasks = [(str(path), overrides, seed, seeds, limit) for path in scenarios]
+        live = format is CheckFormat.table and output is None  # one line per scenario as soon as it is checked
         console = render.make_console(no_color=no_color)
-        results: list[CheckResult] = []
-        for path, sc in zip(scenarios, loaded, strict=True):
-            report = api.run(sc, max_memory=limit)
-            result = check_report(report, str(path), dict(sc.expect) if sc.expect is not None else None)
+        t0 = time.perf_counter()
+        outcomes: list[ci.Outcome] = []
+        results = []
+        for outcome in map_ordered(ci.check_one, tasks, jobs or default_jobs(len(tasks))):
+            result = ci.compare_baseline(outcome, base, tol) if base is not None else outcome.result
+            outcomes.append(outcome)
             results.append(result)
+            if result.error is not None:
+                typer.echo(f"gradscope: error: {result.error}", err=True)
             if live and not (quiet and result.passed):
                 console.print(render.check_line(result), soft_wrap=True)
-        failed = [r for r in results if not r.passed]
-        if format is Format.json:
+        seconds = time.perf_counter() - t0
+        if write_baseline is not None:
+            n = ci.write_baseline(write_baseline, outcomes, tol)
+            typer.echo(f"wrote the baseline of {n} scenario{'s' if n != 1 else ''} to {write_baseline}", err=True)
+        if format is CheckFormat.json:
+            failed = [r for r in results if not r.passed]
             _emit(render.to_json({"gradscope_version": __version__, "passed": not failed,
                                   "results": [r.to_dict() for r in results]}), None, output, no_color)
+        elif format is CheckFormat.junit:
+            _emit(ci.junit_xml(results, seconds), None, output, no_color)
+        elif format is CheckFormat.github:
+            lines = []
+            for r in results:
+                if not (quiet and r.passed):
+                    lines += [render.check_line(r).plain, *ci.github_lines(r)]
+            lines.append(render.check_summary(results).plain)
+            _emit("\n".join(lines) + "\n", None, output, no_color)
         elif live:
             console.print(render.check_summary(results), soft_wrap=True)
         else:
             _emit(None, render.check_renderable(results, quiet=quiet), output, no_color, soft_wrap=True)
-        if failed:
+        if any(r.error is not None for r in results):
+            raise typer.Exit(2)
+        if any(not r.passed for r in results):
             raise typer.Exit(1)
 
 

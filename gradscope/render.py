@@ -385,8 +385,14 @@ def make_console(*, no_color: bool = False, file: Any = None, width: int | None 
 
 
 def check_line(r: Any) -> Text:
-    """PASS/FAIL, the file, its verdict (and the expected one) and the reasons it failed."""
+    """PASS/FAIL/ERROR, the file, its verdict (and the expected one), the reasons it failed, then the
+    findings `expect.allow` accepted (with their reasons) and notes (baseline new/changed), indented."""
     t = Text()
+    if r.error is not None:
+        t.append("ERROR ", style="bold magenta")
+        t.append(f"{r.source}", style="bold")
+        t.append(f": {r.error}", style="magenta")
+        return t
     t.append("PASS " if r.passed else "FAIL ", style="bold green" if r.passed else "bold red")
     t.append(f"{r.source}", style="bold")
     t.append(f"  verdict {r.verdict}", style=STATUS_STYLE.get(r.verdict, ""))
@@ -394,12 +400,24 @@ def check_line(r: Any) -> Text:
         t.append(f" (expected {' or '.join(r.expected['verdict'])})", style="dim")
     if r.reasons:
         t.append(": " + "; ".join(r.reasons), style="red")
+    for code, reason in r.allowed:
+        t.append(f"\n    allowed {code}: {reason}", style="dim")
+    for note in r.notes:
+        t.append(f"\n    {note}", style="yellow")
     return t
 
 
 def check_summary(results: Sequence[Any]) -> Text:
-    n_fail = sum(not r.passed for r in results)
-    return Text(f"{len(results) - n_fail} passed, {n_fail} failed", style="bold red" if n_fail else "bold green")
+    n_fail = sum(r.status == "fail" for r in results)
+    n_err = sum(r.status == "error" for r in results)
+    text = f"{len(results) - n_fail - n_err} passed, {n_fail} failed"
+    if n_err:
+        text += f", {n_err} could not run"
+    for kind in ("new", "changed", "drift"):
+        n = sum(getattr(r, "baseline", None) == kind for r in results)
+        if n:
+            text += f"; baseline: {n} {kind}"
+    return Text(text, style="bold red" if n_fail or n_err else "bold green")
 
 
 def check_renderable(results: Sequence[Any], *, quiet: bool = False) -> Group:

@@ -113,6 +113,8 @@ EXPECT_KEYS: dict[str, Key] = {
     "findings": Key("list[str]", None, "finding codes that must be reported"),
     "no_findings": Key("list[str]", None, "finding codes that must not be reported"),
     "layers": Key("list[mapping]", None, "per-layer bounds: {layer: 1, min_gradient_ratio: ..., ...}"),
+    "allow": Key("list[mapping]", None, "findings accepted on purpose: [{code: dead-units, reason: \"...\"}]; "
+                 "they do not fail the check, which prints the reason"),
     "min_accuracy": Key("float", None, "lower bound on the final held-out accuracy (training)",
                         minimum=0.0, maximum=1.0),
     "max_accuracy": Key("float", None, "upper bound on the final held-out accuracy (training)",
@@ -122,6 +124,11 @@ EXPECT_KEYS: dict[str, Key] = {
                                  minimum=0),
     "min_steps_to_accuracy": Key("int", None, "90% held-out accuracy not reached before this step (training)",
                                  minimum=0),
+}
+
+EXPECT_ALLOW_KEYS: dict[str, Key] = {
+    "code": Key("str", None, "finding code accepted on purpose (see the findings table)"),
+    "reason": Key("str", None, "why the team accepts it (printed by `gradscope check`)"),
 }
 
 EXPECT_LAYER_KEYS: dict[str, Key] = {
@@ -579,6 +586,8 @@ def _validate_expect(v: _Validator, raw: Any) -> dict:
         if spec.type == "list[str]":
             items = val if isinstance(val, list) else [val]
             out[k] = [v.scalar(x, (*path, i), Key("str", choices=spec.choices)) for i, x in enumerate(items)]
+        elif k == "allow":
+            out[k] = _validate_allow(v, val, path)
         elif spec.type == "list[mapping]":
             if not isinstance(val, list):
                 raise v.fail(path, f"expected a list of per-layer bounds, got {_show(val)}")
@@ -592,6 +601,26 @@ def _validate_expect(v: _Validator, raw: Any) -> dict:
         else:
             out[k] = v.scalar(val, path, spec)
     return out
+
+
+def _validate_allow(v: _Validator, val: Any, path: tuple) -> list[dict[str, str]]:
+    from .diagnostics import CODES
+
+    if not isinstance(val, list):
+        raise v.fail(path, f"expected a list of {{code: ..., reason: ...}}, got {_show(val)}")
+    allow = []
+    for i, item in enumerate(val):
+        m = v.mapping(item, (*path, i), EXPECT_ALLOW_KEYS, "an allow entry")
+        for need in ("code", "reason"):
+            if not isinstance(m.get(need), str) or not m[need].strip():
+                raise v.fail((*path, i, need) if need in m else (*path, i),
+                             f"an allow entry needs a non-empty '{need}' string: {{code: dead-units, reason: "
+                             f"\"why this finding is accepted\"}}")
+        if m["code"] not in CODES:
+            raise v.fail((*path, i, "code"), f"unknown finding code '{m['code']}'{suggest(m['code'], list(CODES))}; "
+                         f"known: {', '.join(CODES)}")
+        allow.append({"code": m["code"], "reason": m["reason"].strip()})
+    return allow
 
 
 def _read_source(path_or_dict: str | Path | Mapping[str, Any]) -> tuple[Any, str, dict]:

@@ -13,6 +13,7 @@ from .registry import Param, Registry
 from .scenario import (
     DATA_KEYS,
     DIAGNOSTICS_KEYS,
+    EXPECT_ALLOW_KEYS,
     EXPECT_KEYS,
     EXPECT_LAYER_KEYS,
     NETWORK_KEYS,
@@ -118,7 +119,10 @@ def scenario_schema() -> dict[str, Any]:
         data_variants.append({"type": "object", "properties": props, "additionalProperties": False,
                               **({"required": ["kind"]} if ds.name != "gaussian" else {})})
     expect = _section(EXPECT_KEYS, {"layers": {"type": "array", "description": EXPECT_KEYS["layers"].help,
-                                               "items": {**_section(EXPECT_LAYER_KEYS), "required": ["layer"]}}})
+                                               "items": {**_section(EXPECT_LAYER_KEYS), "required": ["layer"]}},
+                                    "allow": {"type": "array", "description": EXPECT_KEYS["allow"].help,
+                                              "items": {**_section(EXPECT_ALLOW_KEYS),
+                                                        "required": ["code", "reason"]}}})
     top = _section(TOP_KEYS, {
         "network": network,
         "loss": {"description": TOP_KEYS["loss"].help, **_component(LOSSES, "name")},

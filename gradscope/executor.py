@@ -1,0 +1,88 @@
+"""Run independent tasks in worker processes, results in task order (used by `check`; reusable by `sweep`).
+
+Workers are started with the 'spawn' context, so each is a fresh interpreter, and with
+OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS = 1 in their environment *before* they
+import numpy: one BLAS thread per worker, one worker per free core, no oversubscription. `jobs=1` (or a
+single task) runs in this process, with no pool at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def free_cores() -> int:
+    """Cores not busy with other work: the available cores minus the 1-minute load average, at least 1."""
+    n = available_cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1, min(n, round(n - load)))
+
+
+def default_jobs(n_tasks: int) -> int:
+    """One worker per free core, never more than there are tasks."""
+    return max(1, min(free_cores(), n_tasks))
+
+
+@contextmanager
+def _single_thread_blas_env() -> Iterator[None]:
+    """Set the BLAS thread variables to 1 while workers are spawned (they inherit the environment)."""
+    saved = {k: os.environ.get(k) for k in BLAS_ENV}
+    os.environ.update({k: "1" for k in BLAS_ENV})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def map_ordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: int) -> Iterator[T]:
+    """Yield fn(*task) for each task, in task order, each as soon as it and all earlier ones are done.
+
+    `fn` must be a module-level function and tasks and results picklable when jobs > 1. An exception in
+    a task is raised here, at its position; Ctrl-C cancels the tasks not started yet.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if jobs == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield fn(*task)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        with _single_thread_blas_env():  # every worker is spawned while the variables are set
+            futures = [pool.submit(fn, *task) for task in tasks]
+        for fut in futures:
+            yield fut.result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def worker_blas_env() -> dict[str, str | None]:
+    """The BLAS thread variables as a worker sees them (for tests and `--jobs` diagnostics)."""
+    return {k: os.environ.get(k) for k in BLAS_ENV}

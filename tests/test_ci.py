@@ -1,0 +1,251 @@
+"""`gradscope check` in CI: formats (table, json, junit, github), expect.allow, baselines, parallel runs."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gradscope import api
+from gradscope.ci import baseline_json, digits_for, gh_command
+from gradscope.cli import app
+from gradscope.errors import ScenarioError
+from gradscope.executor import map_ordered, worker_blas_env
+from gradscope.scenario import load_scenario
+
+runner = CliRunner()
+DATA = Path(__file__).parent / "data"
+
+OK = "seeds: 2\nnetwork: {depth: 3, width: 16, activation: relu, init: he_normal}\ndata: {batch_size: 16}\n"
+BAD = """\
+name: deep-sig
+seeds: 2
+network: {depth: 8, width: 16, activation: sigmoid}
+data: {batch_size: 16}
+expect:
+  verdict: healthy
+  max_gradient_spread: 100
+"""
+BROKEN = "seeds: 2\nnetwork:\n  depth: x\n"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def files(tmp_path):
+    out = {}
+    for name, text in (("ok", OK), ("bad", BAD), ("broken", BROKEN)):
+        out[name] = tmp_path / f"{name}.yaml"
+        out[name].write_text(text)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "junit", "github"])
+def test_every_format_on_passing_failing_and_erroring_scenarios(files, fmt):
+    ok, bad, broken = files["ok"], files["bad"], files["broken"]
+    r = invoke("check", ok, "--format", fmt, "--jobs", 1, "--no-color")
+    assert r.exit_code == 0, r.output
+    r = invoke("check", ok, bad, "--format", fmt, "--jobs", 1, "--no-color")
+    assert r.exit_code == 1, r.output
+    r = invoke("check", ok, bad, broken, "--format", fmt, "--jobs", 1, "--no-color")
+    assert r.exit_code == 2 and "broken.yaml:3, key 'network.depth'" in r.stderr
+    out = r.stdout
+    if fmt == "table":
+        assert re.search(r"^PASS .*ok\.yaml", out, re.M)
+        assert re.search(r"^FAIL .*bad\.yaml.*> expected maximum", out, re.M)
+        assert re.search(r"^ERROR .*broken\.yaml.*expected an integer", out, re.M)
+        assert "1 passed, 1 failed, 1 could not run" in out
+    elif fmt == "json":
+        d = json.loads(out)
+        assert [x["passed"] for x in d["results"]] == [True, False, False]
+        assert d["results"][1]["failures"][0] == {"key": "expect.verdict",
+                                                  "message": "verdict is vanishing, expected healthy"}
+        assert "error" in d["results"][2] and "error" not in d["results"][0]
+    elif fmt == "junit":
+        import xml.etree.ElementTree as ET
+
+        suite = ET.fromstring(out).find("testsuite")
+        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+        cases = suite.findall("testcase")
+        assert [c.get("name") for c in cases] == ["ok", "deep-sig", "broken"]
+        assert cases[0].find("failure") is None and cases[0].find("error") is None
+        failure = cases[1].find("failure")
+        assert "bad.yaml:6 expect.verdict: verdict is vanishing" in failure.text
+        assert "bad.yaml:7 expect.max_gradient_spread" in failure.text
+        assert "expected an integer" in cases[2].find("error").get("message")
+        assert all(float(c.get("time")) >= 0 for c in cases)
+    else:
+        lines = out.splitlines()
+        assert any(x.startswith("::error file=") and "bad.yaml,line=6," in x and "expected healthy" in x for x in lines)
+        assert any("bad.yaml,line=7," in x and "expected maximum 100" in x for x in lines)
+        assert any(x.startswith("::error ") and "broken.yaml,line=3," in x for x in lines)
+        assert lines[-1] == "1 passed, 1 failed, 1 could not run"
+
+
+def test_junit_validates_against_the_jenkins_schema(files, tmp_path):
+    xmlschema = pytest.importorskip("xmlschema")
+    schema = xmlschema.XMLSchema(DATA / "junit-jenkins-subset.xsd")
+    report = tmp_path / "report.xml"
+    allow = tmp_path / "allow.yaml"
+    allow.write_text("seeds: 2\nnetwork: {depth: 8, width: 16, activation: sigmoid}\ndata: {batch_size: 16}\n"
+                     "expect:\n  allow: [{code: vanishing-gradient, reason: 'a <teaching> & \"demo\"'}]\n")
+    r = invoke("check", files["ok"], files["bad"], files["broken"], allow, "--format", "junit", "--output", report,
+               "--jobs", 1)
+    assert r.exit_code == 2
+    text = report.read_text()
+    schema.validate(text)
+    assert "allowed vanishing-gradient: a &lt;teaching&gt; &amp; \"demo\"" in text
+    # the validator is not a rubber stamp: a testsuite without its required counts is refused
+    assert not schema.is_valid(re.sub(r' failures="\d+"', "", text))
+
+
+def test_github_escaping():
+    line = gh_command("error", "100% sure\r\nnext: a, b", file="dir/a,b:c.yaml", line=7, title="t: x, y")
+    assert line == "::error file=dir/a%2Cb%3Ac.yaml,line=7,title=t%3A x%2C y::100%25 sure%0D%0Anext: a, b"
+
+
+ALLOWED = """\
+seeds: 2
+network: {depth: 8, width: 16, activation: sigmoid}
+data: {batch_size: 16}
+expect:
+  allow:
+    - {code: vanishing-gradient, reason: "teaching example: sigmoid stacks vanish on purpose"}
+"""
+
+
+def test_allow_accepts_a_finding_and_prints_the_reason(tmp_path):
+    p = tmp_path / "allowed.yaml"
+    p.write_text(ALLOWED)
+    r = invoke("check", p, "--jobs", 1, "--no-color")
+    assert r.exit_code == 0, r.stdout
+    assert "allowed vanishing-gradient: teaching example: sigmoid stacks vanish on purpose" in r.stdout
+    # the same scenario without the allow list fails, and allowing another code does not help
+    p.write_text(ALLOWED.replace("vanishing-gradient", "dead-units"))
+    r = invoke("check", p, "--jobs", 1, "--no-color")
+    assert r.exit_code == 1 and "verdict is vanishing, expected healthy" in r.stdout
+    assert "allow: dead-units was not reported" in r.stdout
+    # run honours it too (its exit code follows expect)
+    p.write_text(ALLOWED)
+    assert invoke("run", p, "--quiet").exit_code == 0
+    # an explicit no_findings still wins over allow
+    p.write_text(ALLOWED + "  no_findings: [vanishing-gradient]\n")
+    assert invoke("check", p, "--jobs", 1).exit_code == 1
+
+
+def test_allow_validation_names_key_and_line(tmp_path):
+    base = "network: {depth: 2, width: 8}\nexpect:\n  allow:\n"
+    for entry, key, needle in (("    - {code: dead-units}\n", "expect.allow.0", "non-empty 'reason'"),
+                               ("    - {code: dead-unit, reason: x}\n", "expect.allow.0.code", "did you mean"),
+                               ("    - {code: dead-units, reason: x, why: y}\n", "expect.allow.0.why", "unknown key")):
+        p = tmp_path / "a.yaml"
+        p.write_text(base + entry)
+        with pytest.raises(ScenarioError) as exc:
+            load_scenario(p)
+        assert exc.value.path == key and exc.value.line == 4 and needle in exc.value.message
+
+
+def test_baseline_round_trip_drift_new_and_changed(files, tmp_path, monkeypatch):
+    ok, bad = files["ok"], files["bad"]
+    base = tmp_path / "baseline.json"
+    r = invoke("check", ok, bad, "--write-baseline", base, "--jobs", 1)
+    assert r.exit_code == 1 and "wrote the baseline of 2 scenarios" in r.stderr
+    text = base.read_text()
+    doc = json.loads(text)
+    assert text == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"  # stable, sorted
+    assert doc["tolerance"] == 0.05 and doc["digits"] == digits_for(0.05) == 4
+    entry = doc["scenarios"][ok.as_posix()]
+    assert entry["verdict"] == "healthy" and len(entry["layers"]) == 4
+    report = api.run(load_scenario(ok))
+    for lay, rec in zip(report.layers, entry["layers"], strict=True):  # the medians, rounded to 4 digits
+        assert rec["weight_grad_norm"] == float(f"{lay.median('weight_grad_norm'):.4g}")
+    # the round trip: same numbers, no drift
+    r = invoke("check", ok, "--baseline", base, "--jobs", 1, "--format", "json")
+    assert r.exit_code == 0, r.stdout
+    assert json.loads(r.stdout)["results"][0]["baseline"] == "match"
+
+    # a deliberate drift: a "refactor" scales every initial weight by 1.1
+    real = api.init_params
+
+    def scaled(sc):
+        params = real(sc)
+        for W in params.W:
+            W *= 1.1
+        return params
+
+    monkeypatch.setattr(api, "init_params", scaled)
+    r = invoke("check", ok, "--baseline", base, "--jobs", 1, "--no-color")
+    assert r.exit_code == 1
+    moved = re.findall(r"layer (\d) ‖∂L/∂W‖ moved ×([0-9.]+) \(([-0-9.e]+) → ([-0-9.e]+), tolerance ±5%\)", r.stdout)
+    assert moved, r.stdout
+    drifted = api.run(load_scenario(ok))
+    for layer, factor, _, _ in moved:
+        want = drifted.layers[int(layer) - 1].median("weight_grad_norm") / report.layers[int(layer) - 1].median(
+            "weight_grad_norm")
+        assert float(factor) == pytest.approx(want, rel=2e-3)
+        assert abs(math.log(want)) > math.log(1.05)
+    # a looser tolerance accepts the same numbers
+    r = invoke("check", ok, "--baseline", base, "--tolerance", 0.9, "--jobs", 1)
+    assert "baseline: 1 drift" not in r.stdout, r.stdout
+    monkeypatch.setattr(api, "init_params", real)
+
+    # a changed scenario is reported as changed, a new one as new: neither fails
+    r = invoke("check", ok, "--set", "network.width=12", "--baseline", base, "--jobs", 1, "--no-color")
+    assert r.exit_code == 0 and "the scenario changed since the baseline" in r.stdout
+    new = tmp_path / "new.yaml"
+    new.write_text(OK)
+    r = invoke("check", new, "--baseline", base, "--jobs", 1, "--no-color")
+    assert r.exit_code == 0 and "baseline: new scenario" in r.stdout and "baseline: 1 new" in r.stdout
+    # a finer tolerance than the file was rounded for is refused
+    r = invoke("check", ok, "--baseline", base, "--tolerance", 0.0001)
+    assert r.exit_code == 2 and "--write-baseline" in r.stderr
+
+
+def test_verdict_and_finding_drift(files, tmp_path):
+    ok = files["ok"]
+    base = tmp_path / "b.json"
+    invoke("check", ok, "--write-baseline", base, "--jobs", 1)
+    doc = json.loads(base.read_text())
+    doc["scenarios"][ok.as_posix()]["verdict"] = "vanishing"
+    doc["scenarios"][ok.as_posix()]["findings"].append("saturated-units")
+    base.write_text(json.dumps(doc))
+    r = invoke("check", ok, "--baseline", base, "--jobs", 1, "--no-color")
+    assert r.exit_code == 1
+    assert "baseline: verdict vanishing → healthy" in r.stdout and "gone saturated-units" in r.stdout
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("not json", "not a gradscope baseline"),
+    ('{"format": "something-else"}', "not a gradscope baseline"),
+    ('{"format": "gradscope-baseline", "format_version": 1, "gradscope_version": "7.0.0", "scenarios": {}}',
+     "another major version"),
+    ('{"format": "gradscope-baseline", "format_version": 1, "gradscope_version": "0.1.0", "tolerance": 0.05, '
+     '"digits": 4}', "no \"scenarios\""),
+])
+def test_bad_baseline_exits_2_saying_how_to_refresh(files, tmp_path, content, needle):
+    base = tmp_path / "b.json"
+    base.write_text(content)
+    r = invoke("check", files["ok"], "--baseline", base)
+    assert r.exit_code == 2 and needle in r.stderr and f"--write-baseline {base}" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_baseline_json_rounds_to_the_tolerance():
+    rec = {"name": "n", "scenario_sha256": "x", "verdict": "healthy", "findings": [],
+           "layers": [{"layer": 1, "weight_grad_norm": 0.123456789, "bias_grad_norm": None, "delta_norm": 2.0}]}
+    d = json.loads(baseline_json({"./a/b.yaml": rec}, 0.001))
+    assert d["digits"] == 5 and d["scenarios"]["a/b.yaml"]["layers"][0]["weight_grad_norm"] == 0.12346
+
+
+def test_parallel_check_matches_serial_and_workers_use_one_blas_thread(files, tmp_path):
+    paths = [files["ok"], files["bad"], files["broken"], files["ok"]]
+    serial = invoke("check", *paths, "--format", "json", "--jobs", 1)
+    parallel = invoke("check", *paths, "--format", "json", "--jobs", 2)
+    assert serial.exit_code == parallel.exit_code == 2
+    assert serial.stdout == parallel.stdout
+    envs = list(map_ordered(worker_blas_env, [(), ()], jobs=2))
+    assert envs == [{"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * 2
