@@ -2,8 +2,9 @@
 
 Workers are started with the 'spawn' context, so each is a fresh interpreter, and with
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS = 1 in their environment *before* they
-import numpy: one BLAS thread per worker, one worker per free core, no oversubscription. `jobs=1` (or a
-single task) runs in this process, with no pool at all.
+import numpy (and GRADSCOPE_THREADS = 1, so no run raises it again): one BLAS thread per worker, one
+worker per free core, no oversubscription. `jobs=1` (or a single task) runs in this process, with no
+pool at all.
 """
 
 from __future__ import annotations
@@ -15,29 +16,15 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def available_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def free_cores() -> int:
-    """Cores not busy with other work: the available cores minus the 1-minute load average, at least 1."""
-    n = available_cores()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
-    return max(1, min(n, round(n - load)))
+# GRADSCOPE_THREADS=1 keeps gradscope's own per-run choice (runtime.blas_threads) at one thread too
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GRADSCOPE_THREADS")
 
 
 def default_jobs(n_tasks: int) -> int:
-    """One worker per free core, never more than there are tasks."""
+    """One worker per free core (runtime.free_cores: usable cores not running other threads), never more
+    than there are tasks."""
+    from .runtime import free_cores
+
     return max(1, min(free_cores(), n_tasks))
 
 

@@ -248,4 +248,5 @@ def test_parallel_check_matches_serial_and_workers_use_one_blas_thread(files, tm
     assert serial.exit_code == parallel.exit_code == 2
     assert serial.stdout == parallel.stdout
     envs = list(map_ordered(worker_blas_env, [(), ()], jobs=2))
-    assert envs == [{"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * 2
+    assert envs == [{"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                     "GRADSCOPE_THREADS": "1"}] * 2
