@@ -16,13 +16,14 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
+from .completion import complete_list, complete_set, complete_variants
 from .errors import GradscopeError
 
 app = typer.Typer(
     name="gradscope",
     help="See how gradients flow through a neural network: per-layer gradient tables and diagnostics "
          "from a YAML scenario.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -69,7 +70,8 @@ ScenarioArg = Annotated[Path | None, typer.Argument(
 SeedsOpt = Annotated[int | None, typer.Option("--seeds", min=1, help="Ensemble size (overrides the file).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Base seed (overrides the file).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", "-s", help="Override a scenario key: --set network.depth=20 (repeatable; value parsed as YAML).")]
+    "--set", "-s", help="Override a scenario key: --set network.depth=20 (repeatable; value parsed as YAML).",
+    autocompletion=complete_set)]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the output to FILE.")]
 NoColorOpt = Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")]
@@ -280,7 +282,8 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
 @app.command()
 def compare(variants: Annotated[list[str], typer.Argument(
                 help="Two or more loss names (mse ce), activations (sigmoid tanh relu), init schemes "
-                     "(standard xavier_uniform he_normal) or scenario files.", show_default=False)],
+                     "(standard xavier_uniform he_normal) or scenario files.", show_default=False,
+                autocompletion=complete_variants)],
             scenario: Annotated[Path | None, typer.Option(
                 "--scenario", help="Scenario to vary (default: the bundled classify-blobs).")] = None,
             axis: Annotated[str | None, typer.Option(
@@ -345,7 +348,8 @@ def compare(variants: Annotated[list[str], typer.Argument(
 
 @app.command("list")
 def list_(what: Annotated[str | None, typer.Argument(
-        help="activations | losses | inits | datasets | optimizers (default: all).", show_default=False)] = None,
+        help="activations | losses | inits | datasets | optimizers (default: all).", show_default=False,
+        autocompletion=complete_list)] = None,
           format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
           no_color: NoColorOpt = False) -> None:
     """List the activations, losses, init schemes, datasets and optimizers gradscope knows.

@@ -250,3 +250,89 @@ def test_parallel_check_matches_serial_and_workers_use_one_blas_thread(files, tm
     envs = list(map_ordered(worker_blas_env, [(), ()], jobs=2))
     assert envs == [{"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                      "GRADSCOPE_THREADS": "1"}] * 2
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def _readme_workflow() -> dict:
+    import yaml
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Using gradscope in CI", 1)[1].split("\n## ", 1)[0]
+    block = section.split("### GitHub Actions", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    return yaml.safe_load(block)
+
+
+def test_readme_workflow_snippet_runs(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    steps = _readme_workflow()["jobs"]["gradscope"]["steps"]
+    runs = [s for s in steps if "run" in s]
+    assert runs[0]["name"] == "Install gradscope" and runs[0]["run"].startswith("python -m pip install gradscope")
+    commands = [s["run"] for s in runs[1:]]  # the install step is replaced by the installed package
+    assert any("--format github" in c for c in commands) and any("--format junit" in c for c in commands)
+    # a repository with two scenarios, one failing, and its committed baseline
+    monkeypatch.chdir(tmp_path)
+    Path("scenarios").mkdir()
+    Path("scenarios/ok.yaml").write_text(OK)
+    Path("scenarios/bad.yaml").write_text(BAD)
+    r = runner.invoke(app, ["check", "scenarios/bad.yaml", "scenarios/ok.yaml", "--write-baseline",
+                            "gradscope-baseline.json", "--jobs", "1"])
+    assert r.exit_code == 1 and Path("gradscope-baseline.json").is_file()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    check, junit = (subprocess.run(["bash", "-e", "-c", c], env=env, capture_output=True, text=True)
+                    for c in commands)
+    assert check.returncode == 1, check.stderr  # the failing scenario fails the step ...
+    assert re.search(r"^::error file=scenarios/bad\.yaml,line=6,", check.stdout, re.M), check.stdout
+    assert "0 passed, 1 failed" not in check.stdout and "1 passed, 1 failed" in check.stdout
+    assert junit.returncode == 0, junit.stderr  # ... the report step succeeds and writes the report
+    assert 'tests="2" failures="1" errors="0"' in Path("gradscope-junit.xml").read_text()
+
+
+def test_pre_commit_hook_manifest():
+    import shlex
+
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    hook = next(h for h in hooks if h["id"] == "gradscope-check")
+    assert {"id", "name", "entry", "language", "files"} <= set(hook)
+    files = re.compile(hook["files"])
+    assert files.search("scenarios/a.yaml") and files.search("sub/scenarios/b.yml")
+    assert not any(files.search(x) for x in ("a.yaml", "scenarios/x.json", "myscenarios/a.yaml"))
+    argv = shlex.split(hook["entry"])
+    assert argv[0] == "gradscope"
+    # pre-commit appends the changed file names to the entry
+    r = runner.invoke(app, [*argv[1:], str(ROOT / "scenarios" / "classify-blobs.yaml"), "--seeds", "2"])
+    assert r.exit_code == 0, r.stdout
+
+
+def _complete(line: str, shell: str = "zsh") -> str:
+    env = {"_GRADSCOPE_COMPLETE": f"complete_{shell}", "_TYPER_COMPLETE_ARGS": line}
+    if shell == "bash":
+        env = {"_GRADSCOPE_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(line.split()) - 1)}
+    r = runner.invoke(app, [], prog_name="gradscope", env=env)
+    assert r.exit_code == 0
+    return r.stdout
+
+
+def test_shell_completion_of_set_keys_values_and_registry_names():
+    from gradscope.completion import scenario_keys
+
+    keys = scenario_keys()
+    assert {"seeds", "network.depth", "network.init.std", "loss.label_smoothing", "data.kind", "train.lr",
+            "expect.allow", "diagnostics.vanishing_ratio"} <= set(keys)
+    for key in keys:  # every key it offers is one --set accepts (the validator knows it)
+        assert "." not in key or key.split(".")[0] in ("network", "data", "train", "diagnostics", "expect", "loss")
+    out = _complete("gradscope run --set network.init.st", "bash")
+    assert out.split() == ["network.init.std="]
+    assert "network.depth=" in _complete("gradscope check a.yaml --set netw", "bash").split()
+    assert "loss=cross_entropy" in _complete("gradscope run --set loss=cross")
+    assert "network.activation=relu" in _complete("gradscope run --set network.activation=re")
+    assert _complete("gradscope list lo", "bash").split() == ["losses"]
+    assert _complete("gradscope compare xav", "bash").split() == ["xavier_normal", "xavier_uniform"]
+    r = runner.invoke(app, ["--show-completion", "bash"], prog_name="gradscope")
+    assert r.exit_code == 0 and "_GRADSCOPE_COMPLETE=complete_bash" in r.stdout
