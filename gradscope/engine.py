@@ -3,14 +3,15 @@
 Shapes: S seeds, B samples, layer widths n_0..n_L. Inputs x (B, n_0) are
 shared by the ensemble; weights W_l (S, n_{l-1}, n_l), biases b_l (S, n_l);
 pre-activations z_l and activations a_l (S, B, n_l). A linear layer is
-z = a @ W + b. No Python loop over seeds or samples in the passes; the only
-per-seed loop draws each member's weights from its own random stream, so
+z = a @ W + b. No Python loop over seeds or samples in the passes; each layer's
+weights for all seeds come from that layer's random stream in seed order, so
 seed k's weights never depend on how many seeds there are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,8 +87,13 @@ def loss_target(scenario: Scenario, data: Data) -> Array:
 
 
 def init_params(scenario: Scenario) -> Params:
-    """Draw every member's weights and biases from its own stream; stacked over the seed axis."""
-    _, members = seed_streams(scenario.seed, scenario.seeds)
+    """Draw every layer's weights and biases for the whole ensemble, stacked over the seed axis.
+
+    Each layer has its own weight stream and bias stream (layer_streams); a layer's S matrices are
+    drawn from its stream one after another in seed order, so member k's values are the k-th block
+    of a prefix-stable sequence and do not depend on how many seeds there are. Schemes that draw with
+    rng.normal / rng.uniform get all S blocks in one call (_Stacked); others are drawn seed by seed.
+    """
     init = INITS.get(scenario.init.name)
     L = scenario.n_layers
     ctxs = [LayerContext(scenario.layer_activation(l),
@@ -98,13 +104,59 @@ def init_params(scenario: Scenario) -> Params:
     pairs = list(zip(scenario.sizes[:-1], scenario.sizes[1:], strict=True))
     W = [np.empty((S, fi, fo), dtype=dtype) for fi, fo in pairs]
     b = [np.empty((S, fo), dtype=dtype) for _, fo in pairs] if scenario.bias else None
-    for k, ss in enumerate(members):  # drawing only: each member owns a generator
-        rng = np.random.default_rng(ss)
-        for l, (fi, fo) in enumerate(pairs):
-            W[l][k] = init.sample(rng, fi, fo, ctxs[l], **scenario.init.params)
-            if b is not None:
-                b[l][k] = sample_bias(scenario.bias_init.name, dict(scenario.bias_init.params), rng, fi, fo, ctxs[l])
+    for l, ((fi, fo), (w_ss, b_ss)) in enumerate(zip(pairs, layer_streams(scenario.seed, L), strict=True)):
+        W[l][...] = _draw_stacked(lambda rng, fi=fi, fo=fo, l=l: init.sample(rng, fi, fo, ctxs[l],
+                                                                             **scenario.init.params),
+                                  np.random.default_rng(w_ss), S, (fi, fo), stackable=init.name != "orthogonal")
+        if b is not None:
+            b[l][...] = _draw_stacked(lambda rng, fi=fi, fo=fo, l=l: sample_bias(
+                scenario.bias_init.name, dict(scenario.bias_init.params), rng, fi, fo, ctxs[l]),
+                np.random.default_rng(b_ss), S, (fo,))
     return Params(W, b)
+
+
+def layer_streams(seed: int, n_layers: int) -> list[tuple[np.random.SeedSequence, np.random.SeedSequence]]:
+    """(weight stream, bias stream) of every layer, children of the base seed's weight stream."""
+    _, weight_ss = np.random.SeedSequence(seed).spawn(2)
+    return [tuple(ss.spawn(2)) for ss in weight_ss.spawn(n_layers)]  # type: ignore[misc]
+
+
+class _Stacked:
+    """A Generator stand-in that draws S samples of every requested shape at once, seed-major.
+
+    rng.normal(loc, scale, (S, *shape)) yields the same numbers as S successive
+    rng.normal(loc, scale, shape) calls, so this is the seed-by-seed loop in one call.
+    """
+
+    def __init__(self, rng: np.random.Generator, seeds: int) -> None:
+        self._rng, self._seeds = rng, seeds
+
+    def _size(self, size: int | tuple[int, ...] | None) -> tuple[int, ...]:
+        if size is None:
+            return (self._seeds,)
+        return (self._seeds, *((size,) if isinstance(size, int) else tuple(size)))
+
+    def normal(self, loc: float = 0.0, scale: float = 1.0, size: int | tuple[int, ...] | None = None) -> Array:
+        return self._rng.normal(loc, scale, self._size(size))
+
+    def uniform(self, low: float = 0.0, high: float = 1.0, size: int | tuple[int, ...] | None = None) -> Array:
+        return self._rng.uniform(low, high, self._size(size))
+
+    def standard_normal(self, size: int | tuple[int, ...] | None = None) -> Array:
+        return self._rng.standard_normal(self._size(size))
+
+
+def _draw_stacked(sample: Any, rng: np.random.Generator, seeds: int, shape: tuple[int, ...],
+                  stackable: bool = True) -> Array:
+    """(seeds, *shape): `sample(rng)` for every seed in turn, in one call when the scheme allows it."""
+    if stackable:
+        out = np.asarray(sample(_Stacked(rng, seeds)))
+        if out.shape == (seeds, *shape):
+            return out
+        if out.shape == shape:  # a scheme that draws nothing (zeros, constant)
+            return np.broadcast_to(out, (seeds, *shape))
+        raise AssertionError(f"init scheme returned shape {out.shape}, expected {(seeds, *shape)}")
+    return np.stack([sample(rng) for _ in range(seeds)])
 
 
 def forward(scenario: Scenario, params: Params, x: Array) -> tuple[list[Array], list[Array]]:

@@ -16,7 +16,7 @@ def _setup(sc):
     return params, x, loss_target(sc, data)
 
 
-def _fd_check(sc, rtol, h, n_entries=4):
+def _fd_check(sc, rtol, h, n_entries=4, atol=1e-9):
     """Analytic dW/db of every layer against central differences of each seed's loss."""
     params, x, t = _setup(sc)
     p = run_pass(sc, params, x, t)
@@ -39,7 +39,7 @@ def _fd_check(sc, rtol, h, n_entries=4):
                 an = float(grad[idx])
                 err = abs(an - fd) / max(abs(fd), abs(an), 1e-7)
                 worst = max(worst, err)
-                assert abs(an - fd) <= rtol * max(abs(fd), abs(an)) + 1e-9, (l + 1, idx, an, fd)
+                assert abs(an - fd) <= rtol * max(abs(fd), abs(an)) + atol, (l + 1, idx, an, fd)
     return worst
 
 
@@ -74,7 +74,8 @@ def test_end_to_end_float32():
     params, x, t = _setup(sc)
     p = run_pass(sc, params, x, t)
     assert p.dW[0].dtype == np.float32 and p.z[0].dtype == np.float32
-    _fd_check(sc, rtol=2e-2, h=1e-2)
+    # float32 loss rounding alone puts ~ε₃₂·|loss|/h ≈ 1e-5 on a central difference
+    _fd_check(sc, rtol=2e-2, h=1e-2, atol=float(np.finfo(np.float32).eps) * 1e2)
 
 
 def test_scalar_chain_matches_the_seeds_derivation():
