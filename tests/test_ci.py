@@ -186,7 +186,8 @@ def test_baseline_round_trip_drift_new_and_changed(files, tmp_path, monkeypatch)
     for layer, factor, _, _ in moved:
         want = drifted.layers[int(layer) - 1].median("weight_grad_norm") / report.layers[int(layer) - 1].median(
             "weight_grad_norm")
-        assert float(factor) == pytest.approx(want, rel=2e-3)
+        # printed to 3 significant digits: within half a unit of the third digit, whatever the draw
+        assert float(factor) == pytest.approx(want, abs=0.5 * 10 ** (math.floor(math.log10(want)) - 2) * (1 + 1e-9))
         assert abs(math.log(want)) > math.log(1.05)
     # a looser tolerance accepts the same numbers
     r = invoke("check", ok, "--baseline", base, "--tolerance", 0.9, "--jobs", 1)
