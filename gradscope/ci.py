@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class Outcome:
 
     result: CheckResult
     record: dict[str, Any] | None
+    report: Any = field(default=None, compare=False)   # the RunReport without its arrays, for --plot
 
 
 def _key(source: str) -> str:
@@ -46,8 +47,11 @@ def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
-def check_one(source: str, overrides: list[str], seed: int | None, seeds: int | None, max_memory: int) -> Outcome:
-    """Load, run and check one scenario file; bad input becomes an error result, not an exception."""
+def check_one(source: str, overrides: list[str], seed: int | None, seeds: int | None, max_memory: int,
+              keep_report: bool = False) -> Outcome:
+    """Load, run and check one scenario file; bad input becomes an error result, not an exception.
+
+    With keep_report the report's statistics (not its arrays) come back too, for --plot."""
     from .api import run
     from .checks import check_report
     from .scenario import load_scenario
@@ -66,7 +70,7 @@ def check_one(source: str, overrides: list[str], seed: int | None, seeds: int | 
               "verdict": report.summary.verdict, "findings": sorted({f.code for f in report.findings}),
               "layers": [{"layer": lay.layer, **{k: _finite(lay.median(k)) for k in BASELINE_NORMS}}
                          for lay in report.layers]}
-    return Outcome(result, record)
+    return Outcome(result, record, replace(report, arrays=None) if keep_report else None)
 
 
 # ---------------------------------------------------------------- baselines

@@ -78,6 +78,8 @@ NoColorOpt = Annotated[bool, typer.Option("--no-color", help="No colours (NO_COL
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only the verdict line (table format).")]
 MaxMemOpt = Annotated[str, typer.Option("--max-memory", help="Refuse scenarios whose arrays need more "
                                         "than this (e.g. 2GiB, 512MiB).")]
+PlotOpt = Annotated[list[Path] | None, typer.Option(
+    "--plot", help="Draw a figure to FILE.png, .svg or .pdf (repeatable; needs pip install 'gradscope[plot]').")]
 TrainOpt = Annotated[int | None, typer.Option("--train-steps", min=1, help="Train for N steps (adds or "
                                               "overrides the train: block).")]
 
@@ -124,6 +126,16 @@ def _show(format: Format, output: Path | None, no_color: bool, *, json: Callable
         _emit(None, table(), output, no_color)
 
 
+def _plot_paths(paths: list[Path] | None) -> list[Path]:
+    """The --plot files, checked (extension, matplotlib installed) before any work is done."""
+    if not paths:
+        return []
+    from .plot import check_paths
+
+    check_paths(paths)
+    return list(paths)
+
+
 def _load(scenario: Path | None, set_: list[str] | None, seed: int | None, seeds: int | None,
           train_steps: int | None = None) -> Any:
     from .scenario import load_scenario
@@ -143,7 +155,7 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
         save_arrays: Annotated[Path | None, typer.Option(
             "--save-arrays", help="Write x, y, W{l}, b{l}, dW{l}, db{l}, loss to FILE.npz.")] = None,
         train_steps: TrainOpt = None, max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False,
-        quiet: QuietOpt = False) -> None:
+        quiet: QuietOpt = False, plot: PlotOpt = None) -> None:
     """Analyze one scenario: per-layer gradient table, verdict and findings.
 
     Exits 1 when the scenario has an expect: block that is not met.
@@ -157,11 +169,18 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
     from .engine import parse_size
 
     with _errors():
+        plots = _plot_paths(plot)
         sc = _load(scenario, set_, seed, seeds, train_steps)
         with render.progress_bar(f"training {sc.name}", enabled=None if sc.train else False) as progress:
             report = api.run(sc, max_memory=parse_size(max_memory), progress=progress)
         if save_arrays is not None:
             api.save_arrays(report, save_arrays)
+        if plots:
+            from .plot import report_figure, save
+
+            figure = report_figure(report)
+            for path in plots:
+                save(figure, path)
         _show(format, output, no_color, json=report.to_dict, csv=lambda: render.run_csv(report),
               markdown=lambda: render.run_markdown(report),
               table=lambda: render.run_renderable(report, quiet=quiet, width=_width(output)))
@@ -200,7 +219,7 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
                                        "to this file.")] = None,
           tolerance: Annotated[float | None, typer.Option(
               "--tolerance", help="Relative drift allowed on the norms (default 0.05, or the baseline's).")] = None,
-          no_color: NoColorOpt = False, quiet: QuietOpt = False) -> None:
+          no_color: NoColorOpt = False, quiet: QuietOpt = False, plot: PlotOpt = None) -> None:
     """CI mode: run each scenario, apply its expect: block and the diagnostics, one line each.
 
     Without expect.verdict a scenario passes only if it is healthy with no error findings (findings
@@ -222,6 +241,7 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
 
     with _errors():
         limit = parse_size(max_memory)
+        plots = _plot_paths(plot)
         overrides = list(set_ or [])
         for text in overrides:  # a bad --set is one error, not one per scenario
             parse_override(text)
@@ -235,7 +255,7 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
             raise GradscopeError(f"--tolerance {tol:g} is finer than {baseline} was rounded for (tolerance "
                                  f"{base.tolerance:g}); write it again with --write-baseline {baseline} "
                                  f"--tolerance {tol:g}")
-        tasks = [(str(path), overrides, seed, seeds, limit) for path in scenarios]
+        tasks = [(str(path), overrides, seed, seeds, limit, bool(plots)) for path in scenarios]
         live = format is CheckFormat.table and output is None  # one line per scenario as soon as it is checked
         console = render.make_console(no_color=no_color)
         t0 = time.perf_counter()
@@ -250,6 +270,13 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
             if live and not (quiet and result.passed):
                 console.print(render.check_line(result), soft_wrap=True)
         seconds = time.perf_counter() - t0
+        if plots:
+            from .plot import save_check
+
+            ran = [(o.report, r) for o, r in zip(outcomes, results, strict=True) if o.report is not None]
+            if ran:
+                for path in plots:
+                    save_check([rep for rep, _ in ran], [r for _, r in ran], path)
         if write_baseline is not None:
             n = ci.write_baseline(write_baseline, outcomes, tol)
             typer.echo(f"wrote the baseline of {n} scenario{'s' if n != 1 else ''} to {write_baseline}", err=True)
@@ -301,7 +328,8 @@ def compare(variants: Annotated[list[str], typer.Argument(
             save_arrays: Annotated[Path | None, typer.Option(
                 "--save-arrays", help="Write each variant's arrays to FILE-<label>.npz (keys as for run).")]
             = None,
-            max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False, quiet: QuietOpt = False) -> None:
+            max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False, quiet: QuietOpt = False,
+            plot: PlotOpt = None) -> None:
     """Compare variants of one scenario along one axis, side by side.
 
     \b
@@ -317,6 +345,7 @@ def compare(variants: Annotated[list[str], typer.Argument(
 
     with _errors():
         vectors = parse_probs(probs, target) if probs else None
+        plots = _plot_paths(plot)
         if scenario is not None and not scenario.is_file():
             raise GradscopeError(f"--scenario {scenario}: no such file")
         with render.progress_bar(f"training {len(variants)} variants",
@@ -337,10 +366,16 @@ def compare(variants: Annotated[list[str], typer.Argument(
             for label, report in zip(cmp.labels, cmp.reports, strict=True):
                 safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(label).stem)
                 save(report, save_arrays.with_name(f"{save_arrays.stem}-{safe}{save_arrays.suffix or '.npz'}"))
+        if plots:
+            from .plot import compare_figure, save
+
+            figure = compare_figure(cmp)
+            for path in plots:
+                save(figure, path)
         _show(format, output, no_color, json=cmp.to_dict, csv=lambda: render.compare_csv(cmp),
               markdown=lambda: render.compare_markdown(cmp),
-              table=lambda: render.compare_verdicts(cmp) if quiet else render.compare_renderable(
-                  cmp, width=_width(output)))
+              table=lambda: render.hanging(render.compare_verdicts(cmp), _width(output), 2) if quiet
+              else render.compare_renderable(cmp, width=_width(output)))
 
 
 # ---------------------------------------------------------------- list, schema, init

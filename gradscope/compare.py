@@ -153,6 +153,32 @@ def curve(scenarios: Sequence[Scenario], labels: Sequence[str]) -> list[dict[str
     return rows
 
 
+def closed_form(sc: Scenario, p: float) -> float | None:
+    """The derivations' closed form of ∂L/∂z_true at true-class probability p (others share 1-p), or None.
+
+    softmax+CE and sigmoid+BCE: p-1; softmax+MSE: (2/k)·[-p(1-p)² - (k-1)q²p], q = (1-p)/(k-1) (mean;
+    ×k for sum, ×k/2 for half_sum); sigmoid+MSE: 2(p-1)p(1-p) (mean or sum; half that for half_sum).
+    None where no closed form is stated (label smoothing, class weights, other losses).
+    """
+    params = dict(sc.loss.params)
+    red = params.get("reduction", "mean")
+    head, k = sc.output_activation, sc.sizes[-1]
+    name = sc.loss.name
+    if name == "cross_entropy" and head == "softmax":
+        if params.get("label_smoothing") or params.get("weight") is not None:
+            return None
+        return p - 1.0
+    if name == "bce" and head == "sigmoid" and k == 1 and params.get("pos_weight", 1.0) == 1.0:
+        return p - 1.0
+    if name == "mse" and head == "softmax" and k >= 2:
+        q = (1.0 - p) / (k - 1)
+        inner = -p * (1.0 - p) ** 2 - (k - 1) * q * q * p
+        return {"mean": 2.0 / k, "sum": 2.0, "half_sum": 1.0}.get(red, 0.0) * inner or None
+    if name == "mse" and head == "sigmoid" and k == 1:
+        return {"mean": 2.0, "sum": 2.0, "half_sum": 1.0}.get(red, 0.0) * (p - 1.0) * p * (1.0 - p) or None
+    return None
+
+
 def probs_table(scenarios: Sequence[Scenario], labels: Sequence[str], vectors: Sequence[Sequence[float]],
                 target: int) -> list[dict[str, Any]]:
     """Loss and the full gradient vector at each given prediction vector, per loss."""

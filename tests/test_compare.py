@@ -150,3 +150,16 @@ def test_cli_compare_quiet_and_save_arrays(tmp_path):
         np.testing.assert_array_equal(a["W1"], b["W1"])  # same init, different loss
         assert a["y"].shape == (128, 3) and b["y"].shape == (128,)  # one-hot for mse on softmax, labels for ce
         assert not np.allclose(a["dW1"], b["dW1"])
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_closed_form_agrees_with_the_curve(k):
+    from gradscope.compare import closed_form
+
+    scs = _scs(k, ("mse", "ce") if k > 1 else ("mse", "bce"))
+    labels = ["mse", "ce"] if k > 1 else ["mse", "bce"]
+    for r in curve(scs, labels):
+        for sc, lab in zip(scs, labels, strict=True):
+            np.testing.assert_allclose(closed_form(sc, r["p"]), r[lab]["grad_true_logit"], rtol=1e-9)
+    smooth = load_scenario({"loss": {"name": "cross_entropy", "label_smoothing": 0.1}})
+    assert closed_form(smooth, 0.5) is None
