@@ -313,3 +313,43 @@ def junit_xml(results: list[CheckResult], seconds: float, timestamp: str | None 
             ET.SubElement(case, "system-out").text = "\n".join(out)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# ---------------------------------------------------------------- SARIF 2.1.0 (code scanning)
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_RULES = {
+    "expectation": "a scenario's expect: block (or, without expect.verdict, the diagnostics) is not met",
+    "baseline-drift": "per-layer gradient norms, verdict or finding codes drifted from the baseline",
+    "scenario-error": "the scenario could not run (bad YAML or key, memory limit)",
+    "allowed-finding": "a finding the scenario's expect.allow accepts, with its reason",
+}
+
+
+def sarif(results: list[CheckResult]) -> dict[str, Any]:
+    """SARIF 2.1.0 for code-scanning uploads: one result per failed expectation (error, on the line of its
+    expect: key), per scenario that could not run (error) and per allowed finding (note)."""
+
+    def loc(source: str, line: int) -> list[dict[str, Any]]:
+        return [{"physicalLocation": {"artifactLocation": {"uri": _key(source)}, "region": {"startLine": line}}}]
+
+    out: list[dict[str, Any]] = []
+    for r in results:
+        if r.error is not None:
+            out.append({"ruleId": "scenario-error", "level": "error", "message": {"text": r.error},
+                        "locations": loc(r.source, r.error_line or 1)})
+            continue
+        lines = key_lines(r.source)
+        for f in r.failures:
+            rule = "baseline-drift" if f.message.startswith("baseline:") else "expectation"
+            out.append({"ruleId": rule, "level": "error", "message": {"text": f"{r.name}: {f.message}"},
+                        "locations": loc(r.source, failure_line(f, lines)),
+                        "properties": {"key": f.key_path}})
+        for code, reason in r.allowed:
+            out.append({"ruleId": "allowed-finding", "level": "note",
+                        "message": {"text": f"{r.name}: {code} allowed: {reason}"},
+                        "locations": loc(r.source, lines.get(("expect", "allow"), 1))})
+    rules = [{"id": k, "shortDescription": {"text": v}} for k, v in SARIF_RULES.items()]
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0",
+            "runs": [{"tool": {"driver": {"name": "gradscope", "version": __version__, "rules": rules}},
+                      "results": out}]}

@@ -199,6 +199,7 @@ class CheckFormat(StrEnum):
     json = "json"
     junit = "junit"
     github = "github"
+    sarif = "sarif"
 
 
 @app.command()
@@ -206,7 +207,8 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
           seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
           format: Annotated[CheckFormat, typer.Option(
               "--format", "-f", help="table (one line each), json, junit (JUnit XML for test reporters) or "
-                                     "github (GitHub Actions annotations on the scenario's lines).")]
+                                     "github (GitHub Actions annotations on the scenario's lines) or sarif "
+                                     "(SARIF 2.1.0 for code scanning).")]
           = CheckFormat.table, output: OutputOpt = None, max_memory: MaxMemOpt = "2GiB",
           jobs: Annotated[int | None, typer.Option(
               "--jobs", "-j", min=1, help="Worker processes (default: one per free core; 1 = in this process).")]
@@ -286,6 +288,8 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
                                   "results": [r.to_dict() for r in results]}), None, output, no_color)
         elif format is CheckFormat.junit:
             _emit(ci.junit_xml(results, seconds), None, output, no_color)
+        elif format is CheckFormat.sarif:
+            _emit(render.to_json(ci.sarif(results)), None, output, no_color)
         elif format is CheckFormat.github:
             lines = []
             for r in results:

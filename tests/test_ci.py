@@ -44,7 +44,7 @@ def files(tmp_path):
     return out
 
 
-@pytest.mark.parametrize("fmt", ["table", "json", "junit", "github"])
+@pytest.mark.parametrize("fmt", ["table", "json", "junit", "github", "sarif"])
 def test_every_format_on_passing_failing_and_erroring_scenarios(files, fmt):
     ok, bad, broken = files["ok"], files["bad"], files["broken"]
     r = invoke("check", ok, "--format", fmt, "--jobs", 1, "--no-color")
@@ -78,6 +78,15 @@ def test_every_format_on_passing_failing_and_erroring_scenarios(files, fmt):
         assert "bad.yaml:7 expect.max_gradient_spread" in failure.text
         assert "expected an integer" in cases[2].find("error").get("message")
         assert all(float(c.get("time")) >= 0 for c in cases)
+    elif fmt == "sarif":
+        run = json.loads(out)["runs"][0]
+        assert json.loads(out)["version"] == "2.1.0" and run["tool"]["driver"]["name"] == "gradscope"
+        rules = {rule["id"] for rule in run["tool"]["driver"]["rules"]}
+        found = [(x["ruleId"], x["level"], x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                  x["locations"][0]["physicalLocation"]["region"]["startLine"]) for x in run["results"]]
+        assert {x[0] for x in found} <= rules and all(x["message"]["text"] for x in run["results"])
+        assert {("expectation", "error", bad.as_posix(), n) for n in (6, 7)} <= set(found)
+        assert ("scenario-error", "error", broken.as_posix(), 3) in found and len(found) == 3
     else:
         lines = out.splitlines()
         assert any(x.startswith("::error file=") and "bad.yaml,line=6," in x and "expected healthy" in x for x in lines)
@@ -135,6 +144,18 @@ def test_allow_accepts_a_finding_and_prints_the_reason(tmp_path):
     # an explicit no_findings still wins over allow
     p.write_text(ALLOWED + "  no_findings: [vanishing-gradient]\n")
     assert invoke("check", p, "--jobs", 1).exit_code == 1
+
+
+def test_allow_is_in_the_json_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from gradscope.schema import scenario_schema
+
+    v = jsonschema.Draft202012Validator(scenario_schema())
+    assert not list(v.iter_errors(yaml.safe_load(ALLOWED)))
+    assert list(v.iter_errors(yaml.safe_load(ALLOWED.replace(', reason: "teaching example: sigmoid stacks vanish '
+                                                              'on purpose"', ""))))
 
 
 def test_allow_validation_names_key_and_line(tmp_path):
