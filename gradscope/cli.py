@@ -14,12 +14,58 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer import Abort
+from typer.core import TyperGroup
 
 from . import __version__
 from .completion import complete_list, complete_set, complete_variants
-from .errors import GradscopeError
+from .errors import GradscopeError, printable, shown
+
+try:  # typer ≥ 0.20 vendors click as typer._click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer on click
+    from click.exceptions import ClickException
+    try:
+        from click.exceptions import NoArgsIsHelpError
+    except ImportError:
+        class NoArgsIsHelpError(ClickException):  # type: ignore[no-redef]
+            """click < 8.2 prints the help itself and never raises this."""
+
+class _Group(TyperGroup):
+    """The command group; a bad option value is one line naming the option (no click "Usage:" block)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:  # `gradscope` alone prints the help
+            typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            sys.exit(_usage_error(exc))
+        except Abort:
+            typer.echo("gradscope: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _usage_error(exc: ClickException) -> int:
+    """Print a click usage error as one line: the option and what is wrong with its value."""
+    message = printable(" ".join(exc.format_message().split()))
+    if len(message) > 300:
+        message = message[:299] + "…"
+    hint = ""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        hint = f" (see '{ctx.command_path} --help')"
+    typer.echo(f"gradscope: error: {message}{hint}", err=True)
+    return exc.exit_code
+
 
 app = typer.Typer(
+    cls=_Group,
     name="gradscope",
     help="See how gradients flow through a neural network: per-layer gradient tables and diagnostics "
          "from a YAML scenario.",
@@ -350,8 +396,6 @@ def compare(variants: Annotated[list[str], typer.Argument(
     with _errors():
         vectors = parse_probs(probs, target) if probs else None
         plots = _plot_paths(plot)
-        if scenario is not None and not scenario.is_file():
-            raise GradscopeError(f"--scenario {scenario}: no such file")
         with render.progress_bar(f"training {len(variants)} variants",
                                  enabled=None if train is not None else False) as progress:
             cmp = run_compare(scenario, variants, axis=axis, overrides=list(set_ or []), seed=seed, seeds=seeds,
@@ -406,7 +450,7 @@ def list_(what: Annotated[str | None, typer.Argument(
             if what not in cat:
                 from .registry import suggest
 
-                raise GradscopeError(f"unknown list '{what}'{suggest(what, list(cat))}; choose from "
+                raise GradscopeError(f"unknown list {shown(what)}{suggest(what[:100], list(cat))}; choose from "
                                      f"{', '.join(cat)}")
             cat = {what: cat[what]}
         if format is Format.json:

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .activations import ACTIVATIONS
-from .errors import GradscopeError
+from .errors import GradscopeError, shown
 from .inits import INITS
 from .losses import LOSSES, evaluate
 from .report import RunReport
@@ -33,7 +33,18 @@ _REGISTRIES = {"loss": LOSSES, "activation": ACTIVATIONS, "init": INITS}
 
 
 def _is_file(name: str) -> bool:
-    return name.endswith((".yaml", ".yml")) or Path(name).is_file()
+    if name.endswith((".yaml", ".yml")):
+        return True
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):  # a name too long for the OS, or with a NUL byte, is no file
+        return False
+
+
+def _names(names: Sequence[str]) -> str:
+    """Variant names for a message: each escaped and cut, at most 8 of them."""
+    more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+    return ", ".join(shown(n) for n in names[:8]) + more
 
 
 def detect_axis(names: Sequence[str], forced: str | None = None) -> str:
@@ -41,15 +52,15 @@ def detect_axis(names: Sequence[str], forced: str | None = None) -> str:
     if len(names) < 2:
         raise GradscopeError("compare needs two or more variants, e.g. `gradscope compare mse ce`")
     if len(set(names)) != len(names):
-        raise GradscopeError(f"variants repeat a name: {' '.join(names)}")
+        raise GradscopeError(f"variants repeat a name: {_names(names)}")
     if forced is not None:
         if forced not in AXES:
-            raise GradscopeError(f"--axis '{forced}': choose one of {', '.join(AXES)}")
+            raise GradscopeError(f"--axis {shown(forced)}: choose one of {', '.join(AXES)}")
         if forced != "scenario":
             reg = _REGISTRIES[forced]
             bad = [n for n in names if n not in reg]
             if bad:
-                raise GradscopeError(f"not {forced} names: {', '.join(bad)}; known {forced}s: {', '.join(reg.names())}")
+                raise GradscopeError(f"not {forced} names: {_names(bad)}; known {forced}s: {', '.join(reg.names())}")
         return forced
     if all(_is_file(n) for n in names):
         return "scenario"
@@ -57,17 +68,18 @@ def detect_axis(names: Sequence[str], forced: str | None = None) -> str:
     if len(fits) == 1:
         return fits[0]
     if len(fits) > 1:
-        raise GradscopeError(f"'{' '.join(names)}' could be {' or '.join(fits)} names; say which with --axis")
+        raise GradscopeError(f"{_names(names)} could be {' or '.join(fits)} names; say which with --axis")
     unknown = [n for n in names if not any(n in reg for reg in _REGISTRIES.values()) and not _is_file(n)]
     if unknown:
         from .registry import suggest
 
-        hints = "".join(suggest(n, [x for r in _REGISTRIES.values() for x in r.names(aliases=True)]) for n in unknown)
+        hints = "".join(suggest(n, [x for r in _REGISTRIES.values() for x in r.names(aliases=True)])
+                        for n in unknown[:5] if len(n) <= 100)
         raise GradscopeError(
-            f"unknown variant(s) {', '.join(unknown)}{hints}; give losses ({', '.join(LOSSES.names())}), "
+            f"unknown variant(s) {_names(unknown)}{hints}; give losses ({', '.join(LOSSES.names())}), "
             f"activations ({', '.join(ACTIVATIONS.names())}), init schemes ({', '.join(INITS.names())}) "
             "or scenario files")
-    raise GradscopeError(f"'{' '.join(names)}' mixes axes (losses, activations, inits, files); compare one at a time")
+    raise GradscopeError(f"{_names(names)} mixes axes (losses, activations, inits, files); compare one at a time")
 
 
 def _classification_head(k: int) -> str:
@@ -115,6 +127,8 @@ def _target(loss_name: str, head: str, k: int, true: int, n: int) -> np.ndarray:
     kind = LOSSES.get(loss_name).target
     if kind == "class":
         return np.full(n, true, dtype=np.int64)
+    if k == 1:  # a single sigmoid output: the probability of class 1, target 1.0 for class 1 and 0.0 for class 0
+        return np.full((n, 1), float(true == 1))
     return np.broadcast_to(np.eye(k)[true], (n, k)).copy()
 
 
@@ -202,11 +216,12 @@ def parse_probs(texts: Sequence[str], target: int) -> list[list[float]]:
         try:
             vec = [float(x) for x in text.split(",") if x.strip()]
         except ValueError:
-            raise GradscopeError(f"--probs '{text}': expected comma-separated numbers, e.g. 0.8,0.1,0.1") from None
+            raise GradscopeError(f"--probs {shown(text)}: expected comma-separated numbers, e.g. 0.8,0.1,0.1"
+                                 ) from None
         if not vec or any(not (0.0 < v < 1.0) for v in vec):
-            raise GradscopeError(f"--probs '{text}': every probability must be strictly between 0 and 1")
+            raise GradscopeError(f"--probs {shown(text)}: every probability must be strictly between 0 and 1")
         if len(vec) > 1 and not math.isclose(sum(vec), 1.0, abs_tol=1e-6):
-            raise GradscopeError(f"--probs '{text}': the probabilities sum to {sum(vec):.6g}, not 1")
+            raise GradscopeError(f"--probs {shown(text)}: the probabilities sum to {sum(vec):.6g}, not 1")
         vectors.append(vec)
     if len({len(v) for v in vectors}) > 1:
         raise GradscopeError("every --probs vector needs the same number of classes")

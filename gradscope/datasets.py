@@ -37,6 +37,7 @@ class Dataset(Entry):
     generate: Callable[..., Data] = field(kw_only=True)
     clustered: bool = field(kw_only=True, default=False)  # labels are the ground truth of x
     min_input_dim: int = field(kw_only=True, default=1)
+    max_output_dim: int | None = field(kw_only=True, default=None)  # a dataset with a fixed number of classes
 
 
 DATASETS: Registry[Dataset] = Registry("dataset")
@@ -135,7 +136,7 @@ _reg(Dataset("blobs", "one Gaussian cluster per class, centers at distance `sepa
              params=(Param("spread", float, 1.0, "cluster std (per feature, scaled)", minimum=0.0),
                      Param("separation", float, 3.0, "distance of the centers from the origin", minimum=0.0))))
 _reg(Dataset("xor", "the XOR of two coordinates' signs (2 classes; other features are noise)",
-             generate=_xor, clustered=True, min_input_dim=2,
+             generate=_xor, clustered=True, min_input_dim=2, max_output_dim=2,
              params=(Param("noise", float, 0.1, "std of the noise", minimum=0.0),)))
 _reg(Dataset("spirals", "interleaved spiral arms in the first two features, one arm per class",
              generate=_spirals, clustered=True, min_input_dim=2,
@@ -143,7 +144,7 @@ _reg(Dataset("spirals", "interleaved spiral arms in the first two features, one 
                      Param("turns", float, 1.0, "turns of each arm", minimum=0.0))))
 _reg(Dataset("teacher", "x ~ N(0, 1); targets from a random one-hidden-layer tanh teacher network",
              generate=_teacher,
-             params=(Param("hidden", int, 32, "teacher's hidden width", minimum=1),
+             params=(Param("hidden", int, 32, "teacher's hidden width", minimum=1, maximum=65_536),
                      Param("noise", float, 0.0, "std of the noise added to the teacher's outputs", minimum=0.0),
                      Param("temperature", float, 1.0, "softmax temperature of distribution targets",
                            minimum=0.0, exclusive_minimum=True))))

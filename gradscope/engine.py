@@ -10,6 +10,7 @@ seed k's weights never depend on how many seeds there are.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,7 +233,14 @@ def estimate_bytes(scenario: Scenario, batch: int | None = None) -> int:
     units = sum(scenario.sizes[1:])
     weights = sum(fi * fo + fo for fi, fo in zip(scenario.sizes[:-1], scenario.sizes[1:], strict=True))
     copies = 3 + (3 if scenario.train else 0)
-    return int(item * S * (4 * B * units + copies * weights) + 8 * B * scenario.sizes[0] * 2)
+    return int(item * S * (4 * B * units + copies * weights) + data_bytes(scenario, B))
+
+
+def data_bytes(scenario: Scenario, n: int) -> int:
+    """Bytes the dataset generator holds for n samples: x twice, the target forms, a teacher's hidden layer."""
+    d, k = scenario.sizes[0], scenario.sizes[-1]
+    hidden = int(scenario.data.params.get("hidden", 0) or 0)
+    return 8 * (2 * n * d + 5 * n * max(k, 2) + 2 * n * hidden + d * hidden + hidden * k)
 
 
 def largest_gemm(scenario: Scenario, batch: int | None = None) -> int:
@@ -265,17 +273,26 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+MAX_MEMORY_LIMIT = 2**50  # 1 PiB: a --max-memory above this is a typo, not a machine
+
+
 def parse_size(text: str) -> int:
-    """'2GiB', '512M', '1e9' -> bytes."""
+    """'2GiB', '512M', '1e9' -> bytes; refuses non-finite, non-positive and absurd sizes (over 1 PiB)."""
+    from .errors import shown
+
     t = text.strip().lower().replace(" ", "")
     units = {"tib": 2**40, "gib": 2**30, "mib": 2**20, "kib": 2**10, "tb": 10**12, "gb": 10**9,
              "mb": 10**6, "kb": 10**3, "t": 2**40, "g": 2**30, "m": 2**20, "k": 2**10, "b": 1}
     suffix = next((u for u in units if t.endswith(u)), "")
     number, mult = (t[: -len(suffix)], units[suffix]) if suffix else (t, 1)
     try:
+        if len(number) > 40:
+            raise ValueError(number)
         value = float(number) * mult
-    except ValueError:
-        raise GradscopeError(f"--max-memory '{text}': expected a size such as 2GiB, 512MiB or 1e9") from None
-    if value <= 0:
-        raise GradscopeError(f"--max-memory '{text}': must be positive")
+    except (ValueError, OverflowError):
+        raise GradscopeError(f"--max-memory {shown(text)}: expected a size such as 2GiB, 512MiB or 1e9") from None
+    if not math.isfinite(value) or value < 1:
+        raise GradscopeError(f"--max-memory {shown(text)}: must be a positive, finite size")
+    if value > MAX_MEMORY_LIMIT:
+        raise GradscopeError(f"--max-memory {shown(text)}: over the largest accepted limit, 1 PiB")
     return int(value)

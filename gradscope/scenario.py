@@ -8,7 +8,10 @@ where YAML gives it, the line. Unknown keys get a "did you mean".
 from __future__ import annotations
 
 import copy
+import errno
 import math
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,7 +22,7 @@ import yaml
 
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .datasets import DATASETS
-from .errors import ScenarioError
+from .errors import ScenarioError, cut, shown
 from .inits import BIAS_SCHEMES, INITS
 from .losses import LOSSES, default_head
 from .registry import Param, Registry, suggest
@@ -28,6 +31,18 @@ DEFAULT_SCENARIO = "deep-sigmoid.yaml"
 DTYPES = ("float64", "float32")
 VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "dead", "overflow")
 OPTIMIZERS = ("sgd", "momentum", "adam")
+
+# Upper bounds of the integer keys (documented in `gradscope schema`); larger values are refused, never clamped.
+MAX_SEED = 2**63 - 1
+MAX_SEEDS = 10_000
+MAX_DEPTH = 10_000
+MAX_WIDTH = 1_000_000
+MAX_SAMPLES = 10_000_000
+MAX_STEPS = 1_000_000
+# Limits of the YAML a scenario may be: file size, nesting, nodes after expanding aliases.
+MAX_FILE_BYTES = 1_000_000
+MAX_NESTING = 64
+MAX_NODES = 100_000
 
 
 @dataclass(frozen=True)
@@ -47,8 +62,9 @@ class Key:
 TOP_KEYS: dict[str, Key] = {
     "name": Key("str", None, "short name of the scenario (default: the file name)"),
     "description": Key("str", "", "what the scenario shows"),
-    "seed": Key("int", 0, "base seed: same file + seed gives identical numbers", minimum=0),
-    "seeds": Key("int", 16, "ensemble size: independent initializations analysed together", minimum=1),
+    "seed": Key("int", 0, "base seed: same file + seed gives identical numbers", minimum=0, maximum=MAX_SEED),
+    "seeds": Key("int", 16, "ensemble size: independent initializations analysed together", minimum=1,
+                 maximum=MAX_SEEDS),
     "dtype": Key("str", "float64", "float64 or float32", choices=DTYPES),
     "network": Key("mapping", None, "the feed-forward network"),
     "loss": Key("component", "cross_entropy", "loss name or {name: ..., params}"),
@@ -59,11 +75,12 @@ TOP_KEYS: dict[str, Key] = {
 }
 
 NETWORK_KEYS: dict[str, Key] = {
-    "input_dim": Key("int", 32, "number of input features", minimum=1),
-    "depth": Key("int", None, "number of hidden layers (with `width`)", minimum=0),
-    "width": Key("int", None, "width of every hidden layer (with `depth`)", minimum=1),
+    "input_dim": Key("int", 32, "number of input features", minimum=1, maximum=MAX_WIDTH),
+    "depth": Key("int", None, "number of hidden layers (with `width`)", minimum=0, maximum=MAX_DEPTH),
+    "width": Key("int", None, "width of every hidden layer (with `depth`)", minimum=1, maximum=MAX_WIDTH),
     "widths": Key("list[int]", None, "hidden layer widths, e.g. [64, 64, 32] (instead of depth/width)"),
-    "output_dim": Key("int", 10, "number of outputs (classes for classification losses)", minimum=1),
+    "output_dim": Key("int", 10, "number of outputs (classes for classification losses)", minimum=1,
+                      maximum=MAX_WIDTH),
     "activation": Key("component", "relu", "hidden activation, or a list with one per hidden layer"),
     "output_activation": Key("str", None, "identity | sigmoid | softmax (default: what the loss expects)",
                              choices=tuple(OUTPUT_ACTIVATIONS.names(aliases=True)), nullable=True),
@@ -74,22 +91,23 @@ NETWORK_KEYS: dict[str, Key] = {
 
 DATA_KEYS: dict[str, Key] = {
     "kind": Key("str", "gaussian", "dataset: " + ", ".join(DATASETS.names())),
-    "batch_size": Key("int", 128, "number of samples in the analysed batch", minimum=1),
+    "batch_size": Key("int", 128, "number of samples in the analysed batch", minimum=1, maximum=MAX_SAMPLES),
     "center": Key("bool", True, "subtract the per-feature mean (zero-centered inputs)"),
 }
 
 TRAIN_KEYS: dict[str, Key] = {
-    "steps": Key("int", 100, "number of optimizer steps", minimum=1),
+    "steps": Key("int", 100, "number of optimizer steps", minimum=1, maximum=MAX_STEPS),
     "optimizer": Key("str", "sgd", "sgd | momentum | adam", choices=OPTIMIZERS),
     "lr": Key("float", 0.1, "learning rate", minimum=0.0, exclusive_minimum=True),
     "momentum": Key("float", 0.9, "momentum coefficient (optimizer momentum)", minimum=0.0, maximum=1.0),
     "beta1": Key("float", 0.9, "Adam's first-moment decay", minimum=0.0, maximum=1.0),
     "beta2": Key("float", 0.999, "Adam's second-moment decay", minimum=0.0, maximum=1.0),
     "eps": Key("float", 1e-8, "Adam's epsilon", minimum=0.0, exclusive_minimum=True),
-    "batch_size": Key("int", None, "minibatch size; default: the full training set", minimum=1, nullable=True),
-    "train_size": Key("int", 512, "number of training samples", minimum=1),
-    "holdout": Key("int", 256, "number of held-out samples for loss/accuracy", minimum=1),
-    "record_every": Key("int", 10, "record statistics every this many steps", minimum=1),
+    "batch_size": Key("int", None, "minibatch size; default: the full training set", minimum=1,
+                      maximum=MAX_SAMPLES, nullable=True),
+    "train_size": Key("int", 512, "number of training samples", minimum=1, maximum=MAX_SAMPLES),
+    "holdout": Key("int", 256, "number of held-out samples for loss/accuracy", minimum=1, maximum=MAX_SAMPLES),
+    "record_every": Key("int", 10, "record statistics every this many steps", minimum=1, maximum=MAX_STEPS),
 }
 
 DIAGNOSTICS_KEYS: dict[str, Key] = {
@@ -121,9 +139,9 @@ EXPECT_KEYS: dict[str, Key] = {
                         minimum=0.0, maximum=1.0),
     "max_final_loss": Key("float", None, "upper bound on the final held-out loss (training)", minimum=0.0),
     "max_steps_to_accuracy": Key("int", None, "90% held-out accuracy reached at or before this step (training)",
-                                 minimum=0),
+                                 minimum=0, maximum=MAX_STEPS),
     "min_steps_to_accuracy": Key("int", None, "90% held-out accuracy not reached before this step (training)",
-                                 minimum=0),
+                                 minimum=0, maximum=MAX_STEPS),
 }
 
 EXPECT_ALLOW_KEYS: dict[str, Key] = {
@@ -132,7 +150,8 @@ EXPECT_ALLOW_KEYS: dict[str, Key] = {
 }
 
 EXPECT_LAYER_KEYS: dict[str, Key] = {
-    "layer": Key("int", None, "layer number (1 = first hidden layer, negative counts from the output)"),
+    "layer": Key("int", None, "layer number (1 = first hidden layer, negative counts from the output)",
+                 minimum=-(MAX_DEPTH + 1), maximum=MAX_DEPTH + 1),
     "status": Key("str", None, "expected status", choices=VERDICTS),
     "min_gradient_ratio": Key("float", None, "lower bound on the median gradient ratio", minimum=0.0),
     "max_gradient_ratio": Key("float", None, "upper bound on the median gradient ratio", minimum=0.0),
@@ -232,6 +251,8 @@ def _line_map(node: yaml.Node | None, path: tuple[Any, ...] = (), out: dict | No
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a complex key is refused by validation (keys are names)
             p = (*path, key_node.value)
             out[p] = key_node.start_mark.line + 1
             _line_map(value_node, p, out)
@@ -244,26 +265,125 @@ def _line_map(node: yaml.Node | None, path: tuple[Any, ...] = (), out: dict | No
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
+_INT_TAG = "tag:yaml.org,2002:int"
+_MAX_INT_CHARS = 4000  # below Python's int/str conversion limit (4300 digits)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
+    """One line of a PyYAML/libyaml error (no multi-line context dump) and its 1-based line, if any."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "malformed YAML"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            what = f"{what} (only plain YAML is allowed: scenarios are safe-loaded, tags like !!python are refused)"
+        return " ".join(what.split()), (mark.line + 1 if mark is not None else None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        return (f"character {shown(chr(exc.character)) if isinstance(exc.character, int) else '?'} at position "
+                f"{exc.position} is not allowed in YAML ({exc.reason})"), None
+    return " ".join(str(exc).split()), None
+
+
+def _check_nesting(text: str, source: str) -> None:
+    """Refuse YAML nested deeper than MAX_NESTING, from the event stream (no tree, no recursion yet)."""
+    loader = _SAFE_LOADER(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    mark = event.start_mark
+                    raise ScenarioError(f"the YAML is nested more than {MAX_NESTING} levels deep; a scenario "
+                                        "needs a handful", source=source,
+                                        line=mark.line + 1 if mark is not None else None)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_node_graph(root: yaml.Node, source: str) -> None:
+    """Refuse recursive aliases (`a: &a [*a]`), trees over MAX_NODES nodes once aliases are expanded
+    ("billion laughs") and integers too long to convert; iterative, each distinct node visited once."""
+    size: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        key = id(node)
+        if leaving:
+            size[key] = min(1 + sum(size[id(c)] for c in _children(node)), MAX_NODES + 1)
+            if size[key] > MAX_NODES:
+                raise ScenarioError(f"the YAML expands to more than {MAX_NODES:,} values (through its aliases); "
+                                    "a scenario needs far fewer", source=source, line=node.start_mark.line + 1)
+            continue
+        if key in size:
+            continue
+        if key in entered:
+            raise ScenarioError("a recursive alias: this node contains itself (e.g. `a: &a [*a]`)",
+                                source=source, line=node.start_mark.line + 1)
+        if isinstance(node, yaml.ScalarNode) and node.tag == _INT_TAG and len(node.value) > _MAX_INT_CHARS:
+            raise ScenarioError(f"an integer of {len(node.value):,} digits; no key takes numbers that long",
+                                source=source, line=node.start_mark.line + 1)
+        entered.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node))
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, dict]:
-    """Safe-load YAML text; returns (data, line map). YAML errors become ScenarioError with the line."""
-    loader = _SAFE_LOADER(text)
+    """Safe-load YAML text; returns (data, line map). YAML errors become ScenarioError with the line.
+
+    Bounded: nesting depth, recursive aliases and alias expansion are checked before any value is built.
+    """
+    if len(text) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{len(text):,} characters, over the {MAX_FILE_BYTES:,}-character limit of a "
+                            "scenario", source=source)
     try:
-        node = loader.get_single_node()  # one parse: the node tree gives the lines, then the values
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = exc.problem or str(exc)
-        if isinstance(exc, yaml.constructor.ConstructorError):
-            what = f"{what} (only plain YAML is allowed: scenarios are safe-loaded, tags like !!python are refused)"
-        raise ScenarioError(f"invalid YAML: {what}", source=source, line=line) from None
+        _check_nesting(text, source)
+        loader = _SAFE_LOADER(text)
+        try:
+            node = loader.get_single_node()  # one parse: the node tree gives the lines, then the values
+            if node is not None:
+                _check_node_graph(node, source)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"invalid YAML: {exc}", source=source) from None
-    finally:
-        loader.dispose()
+        what, line = _yaml_problem(exc)
+        raise ScenarioError(f"invalid YAML: {what}", source=source, line=line) from None
+    except (ValueError, OverflowError) as exc:  # a value YAML accepts but Python cannot convert
+        raise ScenarioError(f"invalid YAML value: {cut(str(exc), 120)}", source=source) from None
     return data, _line_map(node)
+
+
+def _check_value_graph(raw: Any, source: str) -> None:
+    """The same bounds for a Python dict given to the API: nesting, size and self-containing values."""
+    count = 0
+    stack: list[tuple[Any, int, tuple[int, ...]]] = [(raw, 0, ())]
+    while stack:
+        value, depth, ancestors = stack.pop()
+        if not isinstance(value, dict | list | tuple):
+            continue
+        if id(value) in ancestors:
+            raise ScenarioError("the scenario contains itself (a recursive value)", source=source)
+        if depth >= MAX_NESTING:
+            raise ScenarioError(f"the scenario is nested more than {MAX_NESTING} levels deep", source=source)
+        items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+        count += len(items)
+        if count > MAX_NODES:
+            raise ScenarioError(f"the scenario holds more than {MAX_NODES:,} values; a scenario needs far fewer",
+                                source=source)
+        inner = (*ancestors, id(value))
+        stack.extend((v, depth + 1, inner) for _, v in items)
 
 
 # ---------------------------------------------------------------- overrides
@@ -272,15 +392,21 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict]:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'network.depth=20' -> (['network', 'depth'], 20); the value is parsed as YAML."""
     if "=" not in text:
-        raise ScenarioError(f"--set '{text}': expected key.path=value, e.g. --set network.depth=20")
+        raise ScenarioError(f"--set {shown(text)}: expected key.path=value, e.g. --set network.depth=20")
     key, _, raw = text.partition("=")
     parts = [p for p in key.strip().split(".")]
     if not key.strip() or any(not p for p in parts):
-        raise ScenarioError(f"--set '{text}': empty key path")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"--set '{text}': value is not valid YAML ({exc})") from None
+        raise ScenarioError(f"--set {shown(text)}: empty key path")
+    if len(parts) > MAX_NESTING:
+        raise ScenarioError(f"--set {shown(text)}: a key path of {len(parts)} parts")
+    if raw.strip():
+        try:
+            value, _ = parse_yaml(raw, f"--set {cut(text)}")
+        except ScenarioError as exc:
+            raise ScenarioError(f"--set {shown(text)}: the value is not valid YAML "
+                                f"({exc.message.split(': ', 1)[-1]})") from None
+    else:
+        value = ""
     return parts, value
 
 
@@ -333,7 +459,7 @@ class _Validator:
         self.source, self.lines, self.origins = source, lines, origins
 
     def fail(self, path: tuple, message: str) -> ScenarioError:
-        dotted = ".".join(str(p) for p in path)
+        dotted = ".".join(cut(p if isinstance(p, str) else shown(p)) for p in path)
         if path in self.origins:
             return ScenarioError(message, source=self.origins[path], path=dotted)
         line = None
@@ -350,7 +476,7 @@ class _Validator:
             raise self.fail(path, f"{what} must be a mapping of keys, got {_typename(value)}")
         for k in value:
             if not isinstance(k, str) or k not in keys:
-                raise self.fail((*path, k), f"unknown key '{k}'{suggest(str(k), list(keys))}; "
+                raise self.fail((*path, k), f"unknown key {shown(k)}{_suggest(k, list(keys))}; "
                                 f"allowed here: {', '.join(keys)}")
         return value
 
@@ -377,30 +503,38 @@ class _Validator:
                 raise self.fail(path, f"expected a string, got {_show(value)}")
         self.bounds(value, path, key.minimum, key.maximum, key.exclusive_minimum)
         if key.choices is not None and value not in key.choices:
-            raise self.fail(path, f"'{value}' is not one of {', '.join(map(str, key.choices))}"
-                            f"{suggest(str(value), [str(c) for c in key.choices])}")
+            raise self.fail(path, f"{shown(value)} is not one of {', '.join(map(str, key.choices))}"
+                            f"{_suggest(value, [str(c) for c in key.choices])}")
         return value
 
     def number(self, value: Any, path: tuple) -> float:
+        given = value
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
             try:
+                if len(value) > 100:
+                    raise ValueError(value)
                 value = float(value)
             except ValueError:
                 raise self.fail(path, f"expected a number, got {_show(value)}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(path, f"expected a number, got {_show(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise self.fail(path, f"{shown(given)} is too large for a floating-point number") from None
         if math.isnan(value):
-            raise self.fail(path, "must not be NaN")
+            raise self.fail(path, f"must be a finite number, got {shown(given)}")
+        if math.isinf(value):
+            raise self.fail(path, f"must be a finite number, got {shown(given)}")
         return value
 
     def bounds(self, value: Any, path: tuple, lo: float | None, hi: float | None, excl: bool = False) -> None:
-        if not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             return
         if lo is not None and (value < lo or (excl and value == lo)):
-            raise self.fail(path, f"must be {'>' if excl else '≥'} {lo:g}, got {value:g}")
+            raise self.fail(path, f"must be {'>' if excl else '≥'} {_num(lo)}, got {_num(value)}")
         if hi is not None and value > hi:
-            raise self.fail(path, f"must be ≤ {hi:g}, got {value:g}")
+            raise self.fail(path, f"must be ≤ {_num(hi)}, got {_num(value)}")
 
     def section(self, raw: Any, path: tuple, keys: dict[str, Key], what: str) -> dict:
         value = self.mapping(raw, path, keys, what)
@@ -429,12 +563,12 @@ class _Validator:
                     value = self.number(value, path)
                 except ScenarioError:
                     if value not in ACTIVATIONS:
-                        raise self.fail(path, f"unknown gain '{value}'{suggest(value, ACTIVATIONS.names())}; "
+                        raise self.fail(path, f"unknown gain {shown(value)}{_suggest(value, ACTIVATIONS.names())}; "
                                         "give a number, 'auto' or an activation name") from None
             elif not isinstance(value, str):
                 value = float(value)
         if p.choices is not None and value not in p.choices:
-            raise self.fail(path, f"'{value}' is not one of {', '.join(map(str, p.choices))}")
+            raise self.fail(path, f"{shown(value)} is not one of {', '.join(map(str, p.choices))}")
         return value
 
     def component(self, raw: Any, path: tuple, registry: Registry, name_key: str,
@@ -454,11 +588,11 @@ class _Validator:
         choices = list(allowed) if allowed is not None else registry.names(aliases=True)
         name_path = path if bare else (*path, name_key)
         if isinstance(name, str) and allowed is not None and name in registry and name not in allowed:
-            raise self.fail(name_path, f"'{name}' is not available here; choose one of {', '.join(allowed)}")
+            raise self.fail(name_path, f"{shown(name)} is not available here; choose one of {', '.join(allowed)}")
         if not isinstance(name, str) or name not in choices:
-            shown = list(allowed) if allowed is not None else registry.names()
-            raise self.fail(name_path, f"unknown {registry.kind} '{name}'{suggest(str(name), choices)}; "
-                            f"known: {', '.join(shown)}")
+            known = list(allowed) if allowed is not None else registry.names()
+            raise self.fail(name_path, f"unknown {registry.kind} {shown(name)}{_suggest(name, choices)}; "
+                            f"known: {', '.join(known)}")
         entry = registry.get(name)
         params = {p.name: p for p in entry.params}
         extra = [k for k in raw if k != name_key]
@@ -468,11 +602,11 @@ class _Validator:
                 allowed_keys = list(params) or ["(none)"]
                 owners = [e.name for e in registry if any(q.name == k for q in e.params)]
                 switch = ""
-                if owners and not suggest(str(k), list(params)):
-                    switch = (f"; '{k}' belongs to {', '.join(owners[:4])}: to use one, set "
+                if owners and not _suggest(k, list(params)):
+                    switch = (f"; {shown(k)} belongs to {', '.join(owners[:4])}: to use one, set "
                               f"{'.'.join(map(str, (*path, name_key)))} too")
-                raise self.fail((*path, k), f"'{entry.name}' has no parameter '{k}'"
-                                f"{suggest(str(k), list(params))}; its parameters: {', '.join(allowed_keys)}"
+                raise self.fail((*path, k), f"'{entry.name}' has no parameter {shown(k)}"
+                                f"{_suggest(k, list(params))}; its parameters: {', '.join(allowed_keys)}"
                                 f"{switch}")
         for pname, p in params.items():
             out[pname] = self.param(raw[pname], (*path, pname), p) if pname in raw else p.default
@@ -485,7 +619,41 @@ def _typename(v: Any) -> str:
 
 
 def _show(v: Any) -> str:
-    return f"{_typename(v)} ({v!r})" if not isinstance(v, dict | list) else _typename(v)
+    return f"{_typename(v)} ({shown(v)})" if not isinstance(v, dict | list) else _typename(v)
+
+
+def _num(x: float) -> str:
+    """A bound or value in a message: `g` format, or digits cut for integers too large for a float."""
+    if isinstance(x, int):
+        if abs(x) < 10**16:
+            return str(x)
+        return shown(x) if x.bit_length() > 200 else f"{x:.6e}".replace("e+", "e")
+    return f"{x:g}"
+
+
+def _suggest(name: Any, choices: list[str]) -> str:
+    """suggest() for short strings only (a 1 MB string is no typo of a name)."""
+    return suggest(name, choices) if isinstance(name, str) and len(name) <= 100 else ""
+
+
+# Parameters that give a range: (low, high) must satisfy low < high (hardtanh) or low ≤ high (uniform data).
+ORDERED_PARAMS: dict[str, tuple[str, str, bool]] = {"hardtanh": ("min_val", "max_val", True),
+                                                     "uniform": ("low", "high", False)}
+
+
+def _ordered(v: _Validator, comp: Component, path: tuple, raw: Any) -> Component:
+    """Refuse a reversed range such as hardtanh min_val > max_val, naming the key that was given."""
+    spec = ORDERED_PARAMS.get(comp.name)
+    if spec is None or not comp.params:
+        return comp
+    lo_key, hi_key, strict = spec
+    lo, hi = comp.params[lo_key], comp.params[hi_key]
+    if lo > hi or (strict and lo == hi):
+        given = raw if isinstance(raw, dict) else {}
+        key = hi_key if hi_key in given else lo_key
+        raise v.fail((*path, key), f"{comp.name} needs {lo_key} {'<' if strict else '≤'} {hi_key}, got "
+                     f"{lo_key} = {lo:g} and {hi_key} = {hi:g}")
+    return comp
 
 
 def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
@@ -508,7 +676,10 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
         widths_raw = net_raw["widths"]
         if not isinstance(widths_raw, list):
             raise v.fail(("network", "widths"), f"expected a list of integers, got {_show(widths_raw)}")
-        widths = [v.scalar(w, ("network", "widths", i), Key("int", minimum=1)) for i, w in enumerate(widths_raw)]
+        if len(widths_raw) > MAX_DEPTH:
+            raise v.fail(("network", "widths"), f"{len(widths_raw):,} hidden layers, over the limit of {MAX_DEPTH:,}")
+        widths = [v.scalar(w, ("network", "widths", i), Key("int", minimum=1, maximum=MAX_WIDTH))
+                  for i, w in enumerate(widths_raw)]
     else:
         depth = net["depth"] if net["depth"] is not None else 3
         width = net["width"] if net["width"] is not None else 64
@@ -520,10 +691,11 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
         if len(act_raw) != len(widths):
             raise v.fail(("network", "activation"), f"a list of activations needs one per hidden layer: "
                          f"{len(widths)} hidden layers, {len(act_raw)} activations")
-        acts = tuple(v.component(a, ("network", "activation", i), ACTIVATIONS, "name")
-                     for i, a in enumerate(act_raw))
+        acts = tuple(_ordered(v, v.component(a, ("network", "activation", i), ACTIVATIONS, "name"),
+                              ("network", "activation", i), a) for i, a in enumerate(act_raw))
     else:
-        act = v.component(act_raw, ("network", "activation"), ACTIVATIONS, "name")
+        act = _ordered(v, v.component(act_raw, ("network", "activation"), ACTIVATIONS, "name"),
+                       ("network", "activation"), act_raw)
         acts = tuple(act for _ in widths)
     init = v.component(net_raw.get("init", NETWORK_KEYS["init"].default), ("network", "init"), INITS, "scheme")
     bias_init = v.component(net_raw.get("bias_init", "zeros"), ("network", "bias_init"), INITS, "scheme",
@@ -561,6 +733,10 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
                for p in ds.params}
     if sizes[0] < ds.min_input_dim:
         raise v.fail(("network", "input_dim"), f"dataset '{kind}' needs input_dim ≥ {ds.min_input_dim}")
+    if ds.max_output_dim is not None and sizes[-1] > ds.max_output_dim:
+        raise v.fail(("network", "output_dim"), f"dataset '{kind}' has {ds.max_output_dim} classes; output_dim "
+                     f"must be ≤ {ds.max_output_dim} (1 for a single sigmoid output), got {sizes[-1]}")
+    _ordered(v, Component(kind, dparams), ("data",), data_map)
 
     train = v.section(top["train"], ("train",), TRAIN_KEYS, "train") if top.get("train") is not None else None
     diagnostics = v.section(top.get("diagnostics"), ("diagnostics",), DIAGNOSTICS_KEYS, "diagnostics")
@@ -617,26 +793,59 @@ def _validate_allow(v: _Validator, val: Any, path: tuple) -> list[dict[str, str]
                              f"an allow entry needs a non-empty '{need}' string: {{code: dead-units, reason: "
                              f"\"why this finding is accepted\"}}")
         if m["code"] not in CODES:
-            raise v.fail((*path, i, "code"), f"unknown finding code '{m['code']}'{suggest(m['code'], list(CODES))}; "
-                         f"known: {', '.join(CODES)}")
+            raise v.fail((*path, i, "code"), f"unknown finding code {shown(m['code'])}"
+                         f"{_suggest(m['code'], list(CODES))}; known: {', '.join(CODES)}")
         allow.append({"code": m["code"], "reason": m["reason"].strip()})
     return allow
 
 
-def _read_source(path_or_dict: str | Path | Mapping[str, Any]) -> tuple[Any, str, dict]:
-    if isinstance(path_or_dict, Mapping):
-        return copy.deepcopy(dict(path_or_dict)), "<dict>", {}
-    path = Path(path_or_dict)
-    source = str(path_or_dict)
-    if path.is_dir():
-        raise ScenarioError("is a directory, expected a scenario .yaml file", source=source)
+def _read_text(path: Path, source: str) -> str:
+    """The text of a scenario file: a regular file, at most MAX_FILE_BYTES, UTF-8. Never blocks on a FIFO
+    or a device and never reads more than the limit."""
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
     except FileNotFoundError:
         raise ScenarioError("no such file", source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read the file ({exc})", source=source) from None
-    raw, lines = parse_yaml(text, source)
+    except ValueError:  # embedded NUL byte
+        raise ScenarioError("the file name contains a NUL byte", source=source) from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ScenarioError("the file name is longer than the operating system allows", source=source) from None
+        raise ScenarioError(f"cannot read the file ({exc.strerror})", source=source) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ScenarioError("is a directory, expected a scenario .yaml file", source=source)
+    if not stat.S_ISREG(st.st_mode):
+        raise ScenarioError("is not a regular file (a FIFO, device or socket); give a scenario .yaml file",
+                            source=source)
+    if st.st_size > MAX_FILE_BYTES:
+        raise ScenarioError(f"the file has {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit of a "
+                            "scenario file", source=source)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced between stat and open
+                raise ScenarioError("is not a regular file", source=source)
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the file ({exc.strerror})", source=source) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"the file has more than {MAX_FILE_BYTES:,} bytes, the limit of a scenario file",
+                            source=source)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                            source=source) from None
+
+
+def _read_source(path_or_dict: str | Path | Mapping[str, Any]) -> tuple[Any, str, dict]:
+    if isinstance(path_or_dict, Mapping):
+        _check_value_graph(path_or_dict, "<dict>")
+        return copy.deepcopy(dict(path_or_dict)), "<dict>", {}
+    if not isinstance(path_or_dict, str | Path):
+        raise ScenarioError(f"expected a scenario file path or a dict, got {_typename(path_or_dict)}")
+    source = str(path_or_dict)
+    raw, lines = parse_yaml(_read_text(Path(path_or_dict), source), source)
     return raw, source, lines
 
 

@@ -1,0 +1,284 @@
+"""Inputs that used to crash, hang or allocate without bound: each ends in exit 2 with one paragraph."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+import gradscope
+from gradscope.cli import app
+from gradscope.errors import GradscopeError, ScenarioError, shown
+from gradscope.render import to_json
+from gradscope.scenario import MAX_NODES, load_scenario
+
+from .conftest import small
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_paragraph(r, *needles: str) -> None:
+    """Exit 2, a single `gradscope: error:` line on stderr, no traceback, no Usage block."""
+    assert r.exit_code == 2, r.output
+    err = r.stderr
+    assert err.startswith("gradscope: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "Usage:" not in err
+    for n in needles:
+        assert n in err, err
+
+
+def refused(raw, *needles: str, **kw) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(raw, **kw)
+    for n in needles:
+        assert n in info.value.message, info.value.message
+    assert "\n" not in info.value.message
+    return info.value
+
+
+# ---------------------------------------------------------------- YAML and files
+
+
+def test_recursive_alias_is_refused_with_its_line(tmp_path):
+    f = tmp_path / "rec.yaml"
+    f.write_text("name: x\na: &a [*a]\n")
+    e = refused(f, "recursive alias")
+    assert e.line == 2
+
+
+def test_alias_expansion_is_refused_quickly(tmp_path):
+    f = tmp_path / "laughs.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    f.write_text("\n".join(lines) + "\n")  # 10**10 values once expanded, ~600 bytes
+    t = time.perf_counter()
+    refused(f, f"more than {MAX_NODES:,} values")
+    assert time.perf_counter() - t < 2.0
+
+
+def test_deep_nesting_is_refused_without_recursion_error(tmp_path):
+    f = tmp_path / "deep.yaml"
+    f.write_text("a: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    refused(f, "nested more than")
+    deep: dict = {}
+    node = deep
+    for _ in range(5000):
+        node["network"] = {}
+        node = node["network"]
+    refused(deep, "nested more than")
+    loop: dict = {"network": {}}
+    loop["network"]["init"] = loop
+    refused(loop, "contains itself")
+    refused(small(), "nested", overrides=["network.init=" + "[" * 5000 + "]" * 5000])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_and_devices_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    refused(fifo, "not a regular file")  # would block forever on open/read
+    if os.path.exists("/dev/zero"):
+        refused("/dev/zero", "not a regular file")  # would be read until memory runs out
+    refused(tmp_path, "is a directory")
+
+
+def test_file_names_the_os_cannot_take(tmp_path):
+    refused(tmp_path / ("x" * 5000 + ".yaml"), "longer than the operating system allows")
+    refused("a\x00b.yaml", "NUL byte")
+    e = refused(tmp_path / ("y" * 5000 + ".yaml"))
+    assert len(e.message) < 400  # the name is cut
+
+
+def test_large_binary_and_unreadable_files(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("name: " + "x" * 1_200_000 + "\n")
+    refused(big, "limit of a scenario file")
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"name: \xff\xfe\n")
+    refused(binary, "not UTF-8", "0xff")
+    nul = tmp_path / "nul.yaml"
+    nul.write_text("name: a\x00b\n")
+    refused(nul, "invalid YAML", "\\x00")
+    if os.name == "posix" and os.geteuid() != 0:
+        locked = tmp_path / "locked.yaml"
+        locked.write_text("name: x\n")
+        locked.chmod(0)
+        refused(locked, "cannot read")
+
+
+def test_yaml_errors_are_one_line_with_the_line_number(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: x\nnetwork:\n  depth: [1, 2\n")
+    e = refused(f, "invalid YAML")
+    assert e.line is not None and "\n" not in e.message
+
+
+def test_huge_integer_literals(tmp_path):
+    f = tmp_path / "big.yaml"
+    f.write_text("seed: " + "1" * 5000 + "\n")
+    assert refused(f, "5,000 digits").line == 1
+    refused(small(seed=10**5000), "seed", "digits")
+    refused(small(seeds=10**400), "seeds", "≤ 10000")
+
+
+# ---------------------------------------------------------------- bounds and numbers
+
+
+@pytest.mark.parametrize(("raw", "needles"), [
+    (small(train={"steps": 1e240}), ["train.steps", "≤ 1000000"]),
+    (small(train={"steps": 10**30}), ["train.steps", "≤ 1000000"]),
+    ({"network": {"depth": 2_000_000_000, "width": 4}}, ["network.depth", "≤ 10000"]),
+    ({"network": {"widths": [4] * 20_000}}, ["network.widths"]),
+    (small(seeds=2**63), ["seeds"]),
+    (small(seed=2**70), ["seed"]),
+    ({"network": {"width": 10**9, "depth": 1}}, ["network.width"]),
+    ({"data": {"kind": "teacher", "hidden": 10**8}}, ["data.hidden"]),
+])
+def test_integer_keys_have_upper_bounds(raw, needles):
+    t = time.perf_counter()
+    refused(raw, *needles)
+    assert time.perf_counter() - t < 2.0
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("lr", math.inf), ("lr", math.nan), ("lr", "inf"), ("lr", 10**400), ("lr", "1e999"), ("lr", "x" * 10**6)])
+def test_non_finite_and_overflowing_numbers_name_the_key(key, value):
+    e = refused(small(train={key: value}), f"train.{key}")
+    assert len(e.message) < 300
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    (small(init={"scheme": "normal", "std": -1}), "network.init.std"),
+    (small(bias_init={"scheme": "normal", "std": -0.5}), "network.bias_init.std"),
+    ({"data": {"kind": "gaussian", "std": -1}}, "data.std"),
+    ({"data": {"kind": "uniform", "low": 2, "high": 1}}, "data.high"),
+    ({"data": {"kind": "uniform", "low": 2}}, "data.low"),
+    ({"network": {"activation": {"name": "hardtanh", "min_val": 2, "max_val": 1}}}, "network.activation.max_val"),
+    ({"network": {"activation": {"name": "hardtanh", "min_val": 1, "max_val": 1}}}, "network.activation.max_val"),
+    ({"network": {"input_dim": 4, "output_dim": 10}, "data": {"kind": "xor"}}, "network.output_dim"),
+])
+def test_invalid_ranges_and_combinations_are_refused(raw, key):
+    refused(raw, key)
+
+
+def test_xor_with_one_or_two_outputs_still_runs():
+    load_scenario({"network": {"input_dim": 4, "output_dim": 2}, "data": {"kind": "xor"}})
+    load_scenario({"network": {"input_dim": 4, "output_dim": 1}, "loss": "bce", "data": {"kind": "xor"}})
+
+
+def test_invalid_range_names_the_line(tmp_path):
+    f = tmp_path / "h.yaml"
+    f.write_text("name: h\nnetwork:\n  activation:\n    name: hardtanh\n    min_val: 3\n")
+    e = refused(f, "network.activation.min_val", "min_val < max_val")
+    assert e.line == 5
+
+
+# ---------------------------------------------------------------- strings
+
+
+def test_values_in_messages_are_cut_and_escaped():
+    evil = "\x1b[2J\u202e" + "A" * 1_000_000
+    e = refused(small(activation=evil), "network.activation")
+    assert len(e.message) < 400 and "\x1b" not in e.message and "\u202e" not in e.message
+    assert "\\x1b" in e.message and "…" in e.message
+    e = refused({"network": {evil: 1}})
+    assert len(e.message) < 800 and "\x1b" not in e.message
+    e = refused(small(), overrides=[f"loss={evil}"])
+    assert "\x1b" not in e.message and len(e.message) < 400
+    assert shown(10**5000).startswith("an integer of about")
+    assert GradscopeError("a\nb\x00").message == "a b\\x00"
+
+
+def test_cli_shows_cut_values_for_long_options():
+    r = invoke("compare", "x" * 100_000, "y\x1b[31m")
+    one_paragraph(r, "unknown variant")
+    assert len(r.stderr) < 600 and "\x1b" not in r.stderr
+    one_paragraph(invoke("list", "\u202e" * 5 + "z" * 10_000))
+
+
+# ---------------------------------------------------------------- CLI options
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["run", "--seeds", "abc"], "--seeds"),
+    (["run", "--seeds", "0"], "--seeds"),
+    (["run", "--format", "xml"], "--format"),
+    (["run", "--bogus"], "--bogus"),
+    (["check"], "scenarios"),
+    (["run", "--max-memory", "1e999"], "--max-memory"),
+    (["run", "--max-memory", "nan"], "--max-memory"),
+    (["run", "--max-memory", "9" * 5000], "--max-memory"),
+    (["run", "--max-memory", "1e300GiB"], "--max-memory"),
+    (["run", "--seeds", str(2**63)], "seeds"),
+    (["run", "--seed", str(2**80)], "seed"),
+    (["compare", "mse", "ce", "--target", "-1"], "--target"),
+])
+def test_bad_option_values_are_one_line_naming_the_option(args, needle):
+    one_paragraph(invoke(*args), needle)
+
+
+def test_no_arguments_still_prints_the_help():
+    r = invoke()
+    assert r.exit_code == 2 and "Commands" in r.output
+
+
+def test_compare_single_output_probs_and_target_one(tmp_path):
+    r = invoke("compare", "bce", "huber", "kl_div", "--probs", "0.3", "--target", "1")
+    one_paragraph(r, "--probs")  # a softmax variant needs two or more probabilities: a clear refusal
+    f = tmp_path / "binary.yaml"
+    f.write_text("seeds: 2\nnetwork: {output_dim: 1, width: 8, depth: 2}\nloss: bce\n")
+    r = invoke("compare", "bce", "huber", "--probs", "0.3", "--target", "1", "--scenario", str(f),
+               "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["probs"]
+    assert rows[0]["bce"]["grad"] == pytest.approx([0.3 - 1.0])  # sigmoid + BCE: ŷ − y with y = 1
+
+
+# ---------------------------------------------------------------- output
+
+
+def test_json_holds_non_finite_values_as_null():
+    text = to_json({"a": math.inf, "b": [math.nan, -math.inf, 1.5], "c": {"d": float("nan")}})
+    assert json.loads(text) == {"a": None, "b": [None, None, 1.5], "c": {"d": None}}
+
+
+def test_exploding_report_is_valid_json_and_warning_free():
+    # a backward factor of ~1e4 per layer: the extrapolation to 100 layers overflows a float
+    sc = small(init={"scheme": "normal", "std": 1e6}, widths=[64] * 12, activation="relu", seeds=2)
+    r = invoke("run", "--format", "json", "--set", f"network.widths={[64] * 12}", "--set",
+               "network.init={scheme: normal, std: 1000000.0}", "--set", "network.activation=relu",
+               "--seeds", "2", "--set", "expect=null")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""
+    report = json.loads(r.stdout)
+    assert report["summary"]["verdict"] in ("overflow", "exploding")
+    gradscope.run(sc)
+
+
+def test_python_api_refuses_what_is_not_a_scenario():
+    with pytest.raises(GradscopeError):
+        gradscope.load_scenario(42)  # type: ignore[arg-type]
+    with pytest.raises(GradscopeError):
+        gradscope.run(b"scenario.yaml")  # type: ignore[arg-type]
+
+
+def test_no_warning_output_on_extreme_valid_scenarios():
+    import subprocess
+
+    code = ("import gradscope, json\n"
+            "from gradscope.render import to_json\n"
+            "for std in (1e-30, 1e30, 1e150):\n"
+            "    r = gradscope.run({'seeds': 2, 'network': {'widths': [16]*6, 'activation': 'tanh',"
+            " 'init': {'scheme': 'normal', 'std': std}}, 'data': {'batch_size': 8}})\n"
+            "    json.loads(to_json(r.to_dict()))\n")
+    p = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr == "", p.stderr[-2000:]
