@@ -161,7 +161,7 @@ def curve(scenarios: Sequence[Scenario], labels: Sequence[str]) -> list[dict[str
         if sc.output_activation == "identity":
             raise GradscopeError(f"{label}: the curve needs a probability output (softmax or sigmoid); this "
                                  "scenario's output is identity")
-        value, grad = loss_at(sc, probs, 0)
+        value, grad = loss_at(sc, probs, 1 if k == 1 else 0)  # one output: p is the positive class's probability
         for i, row in enumerate(rows):
             row[label] = {"loss": float(value[i]), "grad_true_logit": float(grad[i, 0])}
     return rows

@@ -241,6 +241,9 @@ def test_compare_single_output_probs_and_target_one(tmp_path):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)["probs"]
     assert rows[0]["bce"]["grad"] == pytest.approx([0.3 - 1.0])  # sigmoid + BCE: ŷ − y with y = 1
+    r = invoke("compare", "bce", "huber", "--probs", "0.3", "--target", "0", "--scenario", str(f),
+               "--format", "json")
+    assert json.loads(r.stdout)["probs"][0]["bce"]["grad"] == pytest.approx([0.3])  # y = 0
 
 
 # ---------------------------------------------------------------- output
