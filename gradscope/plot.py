@@ -129,10 +129,16 @@ def log_values(ax: Any, xs: Sequence[float], ys: Sequence[float | None], *, what
 
 
 def _limits(ax: Any, values: Sequence[float], extra: Sequence[float] = (), pad: float = 3.0) -> None:
+    from matplotlib.ticker import FuncFormatter
+
     v = [x for x in list(values) + list(extra) if _finite_positive(x)]
     ax.set_yscale("log")
     if v:
         ax.set_ylim(min(v) / pad, max(v) * pad)
+        if max(v) * pad * pad / min(v) < 100:  # under two decades: plain numbers, not 9×10⁻¹
+            plain = FuncFormatter(lambda y, _pos: f"{y:.3g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
     else:
         ax.set_ylim(0.1, 10.0)
 
