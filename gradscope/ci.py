@@ -18,6 +18,7 @@ from .errors import GradscopeError
 BASELINE_FORMAT = "gradscope-baseline"
 BASELINE_FORMAT_VERSION = 1
 DEFAULT_TOLERANCE = 0.05
+BASELINE_KEY = ("baseline",)  # the key of a drift failure; annotated on the `network:` line
 # per-layer medians a baseline records and compares (relative, on a log scale)
 BASELINE_NORMS = {"weight_grad_norm": "‖∂L/∂W‖", "bias_grad_norm": "‖∂L/∂b‖", "delta_norm": "‖δ‖"}
 
@@ -180,16 +181,17 @@ def compare_baseline(outcome: Outcome, baseline: Baseline, tolerance: float) -> 
         return replace(result, baseline="new", notes=(*result.notes, f"baseline: new scenario, not in "
                                                       f"{baseline.path} ({refresh})"))
     if old["scenario_sha256"] != rec["scenario_sha256"]:
-        return replace(result, baseline="changed", notes=(*result.notes, "baseline: the scenario changed since "
-                                                          f"the baseline, numbers not compared ({refresh})"))
+        note = (f"baseline: the scenario (or its --set, --seed, --seeds) changed since the baseline, numbers not "
+                f"compared ({refresh})")
+        return replace(result, baseline="changed", notes=(*result.notes, note))
     drift: list[Failure] = []
     if old["verdict"] != rec["verdict"]:
-        drift.append(Failure(None, f"baseline: verdict {old['verdict']} → {rec['verdict']}"))
+        drift.append(Failure(BASELINE_KEY, f"baseline: verdict {old['verdict']} → {rec['verdict']}"))
     added = sorted(set(rec["findings"]) - set(old["findings"]))
     removed = sorted(set(old["findings"]) - set(rec["findings"]))
     if added or removed:
         parts = ([f"new {', '.join(added)}"] if added else []) + ([f"gone {', '.join(removed)}"] if removed else [])
-        drift.append(Failure(None, f"baseline: finding codes changed: {'; '.join(parts)}"))
+        drift.append(Failure(BASELINE_KEY, f"baseline: finding codes changed: {'; '.join(parts)}"))
     old_layers = {lay["layer"]: lay for lay in old["layers"]}
     pct = f"{100 * tolerance:g}%"
     for lay in rec["layers"]:
@@ -199,8 +201,8 @@ def compare_baseline(outcome: Outcome, baseline: Baseline, tolerance: float) -> 
             if factor is None:
                 continue
             how = f"×{fmt(factor)}" if math.isfinite(factor) else "to/from zero or non-finite"
-            drift.append(Failure(None, f"baseline: layer {lay['layer']} {label} moved {how} ({fmt(was.get(k))} → "
-                                 f"{fmt(lay[k])}, tolerance ±{pct})"))
+            drift.append(Failure(BASELINE_KEY, f"baseline: layer {lay['layer']} {label} moved {how} "
+                                 f"({fmt(was.get(k))} → {fmt(lay[k])}, tolerance ±{pct})"))
     if not drift:
         return replace(result, baseline="match")
     return replace(result, baseline="drift", passed=False, failures=(*result.failures, *drift))
@@ -221,9 +223,9 @@ def key_lines(source: str) -> dict[tuple, int]:
 
 
 def failure_line(failure: Failure, lines: dict[tuple, int]) -> int:
-    """The line of the expect: key that failed (or its nearest parent); the diagnostics' and baseline's
-    verdicts go on the `expect:` line, or line 1 when the file has none."""
-    key = failure.key or ("expect",)
+    """The line of the expect: key that failed (or its nearest parent); the diagnostics' verdict goes on
+    the `expect:` line, a baseline drift on the `network:` line, or line 1 when the file has neither."""
+    key = ("network",) if failure.key == BASELINE_KEY else (failure.key or ("expect",))
     for k in range(len(key), 0, -1):
         if key[:k] in lines:
             return lines[key[:k]]
@@ -341,7 +343,7 @@ def sarif(results: list[CheckResult]) -> dict[str, Any]:
             continue
         lines = key_lines(r.source)
         for f in r.failures:
-            rule = "baseline-drift" if f.message.startswith("baseline:") else "expectation"
+            rule = "baseline-drift" if f.key == BASELINE_KEY else "expectation"
             out.append({"ruleId": rule, "level": "error", "message": {"text": f"{r.name}: {f.message}"},
                         "locations": loc(r.source, failure_line(f, lines)),
                         "properties": {"key": f.key_path}})

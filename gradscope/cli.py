@@ -313,7 +313,7 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
             result = ci.compare_baseline(outcome, base, tol) if base is not None else outcome.result
             outcomes.append(outcome)
             results.append(result)
-            if result.error is not None:
+            if result.error is not None and not live:  # the live table shows it as an ERROR line
                 typer.echo(f"gradscope: error: {result.error}", err=True)
             if live and not (quiet and result.passed):
                 console.print(render.check_line(result), soft_wrap=True)

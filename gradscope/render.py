@@ -431,10 +431,10 @@ def check_summary(results: Sequence[Any]) -> Text:
     text = f"{len(results) - n_fail - n_err} passed, {n_fail} failed"
     if n_err:
         text += f", {n_err} could not run"
-    for kind in ("new", "changed", "drift"):
-        n = sum(getattr(r, "baseline", None) == kind for r in results)
-        if n:
-            text += f"; baseline: {n} {kind}"
+    counts = [f"{n} {kind}" for kind in ("drift", "new", "changed")
+              if (n := sum(getattr(r, "baseline", None) == kind for r in results))]
+    if counts:
+        text += f"; baseline: {', '.join(counts)}"
     return Text(text, style="bold red" if n_fail or n_err else "bold green")
 
 
