@@ -9,14 +9,24 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .diagnostics import diagnose
-from .engine import Params, Pass, check_memory, draw_data, init_params, largest_gemm, loss_target, run_pass
+from .diagnostics import diagnose, dW_statistics
+from .engine import (
+    Params,
+    Pass,
+    check_memory,
+    default_max_memory,
+    draw_data,
+    init_params,
+    largest_gemm,
+    loss_target,
+    run_pass,
+)
 from .errors import GradscopeError
 from .report import RunReport
 from .runtime import blas_threads, limit_blas
 from .scenario import Scenario, load_scenario
 
-DEFAULT_MAX_MEMORY = 2 * 2**30
+DEFAULT_MAX_MEMORY = None  # half of the memory available when run() is called (engine.default_max_memory)
 
 
 def _as_scenario(scenario: Scenario | str | Path | dict[str, Any] | None) -> Scenario:
@@ -24,9 +34,13 @@ def _as_scenario(scenario: Scenario | str | Path | dict[str, Any] | None) -> Sce
 
 
 def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarray,
-            label: str | None = None) -> RunReport:
-    """One forward/backward pass of `params` on (x, target), diagnosed into a RunReport."""
-    p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target)
+            label: str | None = None, keep_gradients: bool = True) -> RunReport:
+    """One forward/backward pass of `params` on (x, target), diagnosed into a RunReport.
+
+    Each weight gradient is reduced to its statistics inside backward; keep_gradients=False then drops
+    all but layer 1's (which a finding reads) instead of holding every dW until the report is built."""
+    p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target, reduce_dW=dW_statistics,
+                 keep_dW=None if keep_gradients else (1,))
     with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
         d = diagnose(scenario, params, p)
     return RunReport(version=__version__, scenario=scenario.to_dict(), summary=d.summary, layers=tuple(d.layers),
@@ -34,12 +48,17 @@ def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
 
 
 def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
-        max_memory: int = DEFAULT_MAX_MEMORY, label: str | None = None,
-        progress: Callable[[int, int], None] | None = None) -> RunReport:
+        max_memory: int | None = DEFAULT_MAX_MEMORY, label: str | None = None,
+        progress: Callable[[int, int], None] | None = None, keep_gradients: bool = True) -> RunReport:
     """Analyze one scenario at initialization (and, with a `train:` block, over training).
 
-    `progress(steps done, total steps)` is called after every training step (training runs only)."""
+    `progress(steps done, total steps)` is called after every training step (training runs only).
+    max_memory: refuse scenarios whose arrays need more bytes (None: half of the memory available).
+    keep_gradients=False reduces every weight gradient to its statistics as backward produces it and
+    keeps only layer 1's: the report's arrays then hold no dW for save_arrays (the CLI without --save-arrays)."""
     sc = _as_scenario(scenario)
+    if max_memory is None:
+        max_memory = default_max_memory()
     check_memory(sc, max_memory)
     with limit_blas(blas_threads(largest_gemm(sc, _largest_batch(sc)))):
         if sc.train is not None:
@@ -48,7 +67,7 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
             return train(sc, label=label, max_memory=max_memory, progress=progress)
         data = draw_data(sc)
         params = init_params(sc)
-        return analyze(sc, params, data.x, loss_target(sc, data), label=label)
+        return analyze(sc, params, data.x, loss_target(sc, data), label=label, keep_gradients=keep_gradients)
 
 
 def _largest_batch(sc: Scenario) -> int:
@@ -64,6 +83,9 @@ def save_arrays(report: RunReport, path: str | Path) -> None:
         raise GradscopeError("this report holds no arrays to save")
     params, p = report.arrays
     assert isinstance(params, Params) and isinstance(p, Pass)
+    if any(g is None for g in p.dW):
+        raise GradscopeError("this report kept only the statistics of its weight gradients; run it with "
+                             "keep_gradients=True (the CLI: --save-arrays) to save them")
     S = params.W[0].shape[0]
     out: dict[str, np.ndarray] = {"x": np.broadcast_to(p.x, (S, *p.x.shape)).copy(), "y": p.target,
                                   "loss": np.asarray(p.loss)}

@@ -60,7 +60,7 @@ def check_one(source: str, overrides: list[str], seed: int | None, seeds: int | 
     t0 = time.perf_counter()
     try:
         sc = load_scenario(source, overrides=overrides, seed=seed, seeds=seeds)
-        report = run(sc, max_memory=max_memory)
+        report = run(sc, max_memory=max_memory, keep_gradients=False)
     except GradscopeError as exc:
         return Outcome(CheckResult(source=source, name=Path(source).stem, passed=False, verdict=None,
                                    error=exc.message, error_line=getattr(exc, "line", None),

@@ -123,7 +123,7 @@ OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write th
 NoColorOpt = Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only the verdict line (table format).")]
 MaxMemOpt = Annotated[str, typer.Option("--max-memory", help="Refuse scenarios whose arrays need more "
-                                        "than this (e.g. 2GiB, 512MiB).")]
+                                        "than this (e.g. 2GiB, 512MiB; auto: half of the memory available now).")]
 PlotOpt = Annotated[list[Path] | None, typer.Option(
     "--plot", help="Draw a figure to FILE.png, .svg or .pdf (repeatable; needs pip install 'gradscope[plot]').")]
 TrainOpt = Annotated[int | None, typer.Option("--train-steps", min=1, help="Train for N steps (adds or "
@@ -200,7 +200,7 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
         format: FormatOpt = Format.table, output: OutputOpt = None,
         save_arrays: Annotated[Path | None, typer.Option(
             "--save-arrays", help="Write x, y, W{l}, b{l}, dW{l}, db{l}, loss to FILE.npz.")] = None,
-        train_steps: TrainOpt = None, max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False,
+        train_steps: TrainOpt = None, max_memory: MaxMemOpt = "auto", no_color: NoColorOpt = False,
         quiet: QuietOpt = False, plot: PlotOpt = None) -> None:
     """Analyze one scenario: per-layer gradient table, verdict and findings.
 
@@ -218,7 +218,8 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
         plots = _plot_paths(plot)
         sc = _load(scenario, set_, seed, seeds, train_steps)
         with render.progress_bar(f"training {sc.name}", enabled=None if sc.train else False) as progress:
-            report = api.run(sc, max_memory=parse_size(max_memory), progress=progress)
+            report = api.run(sc, max_memory=parse_size(max_memory), progress=progress,
+                             keep_gradients=save_arrays is not None)
         if save_arrays is not None:
             api.save_arrays(report, save_arrays)
         if plots:
@@ -255,7 +256,7 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
               "--format", "-f", help="table (one line each), json, junit (JUnit XML for test reporters) or "
                                      "github (GitHub Actions annotations on the scenario's lines) or sarif "
                                      "(SARIF 2.1.0 for code scanning).")]
-          = CheckFormat.table, output: OutputOpt = None, max_memory: MaxMemOpt = "2GiB",
+          = CheckFormat.table, output: OutputOpt = None, max_memory: MaxMemOpt = "auto",
           jobs: Annotated[int | None, typer.Option(
               "--jobs", "-j", min=1, help="Worker processes (default: one per free core; 1 = in this process).")]
           = None,
@@ -378,7 +379,7 @@ def compare(variants: Annotated[list[str], typer.Argument(
             save_arrays: Annotated[Path | None, typer.Option(
                 "--save-arrays", help="Write each variant's arrays to FILE-<label>.npz (keys as for run).")]
             = None,
-            max_memory: MaxMemOpt = "2GiB", no_color: NoColorOpt = False, quiet: QuietOpt = False,
+            max_memory: MaxMemOpt = "auto", no_color: NoColorOpt = False, quiet: QuietOpt = False,
             plot: PlotOpt = None) -> None:
     """Compare variants of one scenario along one axis, side by side.
 

@@ -107,10 +107,12 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, lr: float | None) 
     L = scenario.n_layers
     out: list[LayerArrays] = []
     with np.errstate(all="ignore"):
-        wgn = [_norm(dw, (1, 2)) for dw in p.dW]
+        gstats = p.dW_stats if p.dW_stats is not None else [
+            dW_statistics(l, p.dW[l - 1], p.z, p.a, p.delta[l - 1]) for l in range(1, L + 1)]
+        wgn = [g.norm for g in gstats]
         dn = [_norm(d, (1, 2)) for d in p.delta]
         for l in range(1, L + 1):
-            z, a, W, dW = p.z[l - 1], p.a[l], params.W[l - 1], p.dW[l - 1]
+            z, a, W = p.z[l - 1], p.a[l], params.W[l - 1]
             S = W.shape[0]
             v: dict[str, np.ndarray] = {}
             v["weight_grad_norm"] = wgn[l - 1]
@@ -134,22 +136,41 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, lr: float | None) 
                 v["saturation"] = _output_saturation(scenario.output_activation, a)
                 v["dead_fraction"] = np.zeros(S)
                 v["act_grad_mean"] = np.full(S, np.nan)
-            abs_dW = np.abs(dW)
-            v["mean_abs_grad"] = abs_dW.mean(axis=(1, 2), dtype=np.float64)
-            v["max_abs_grad"] = abs_dW.max(axis=(1, 2)).astype(np.float64)
+            v["mean_abs_grad"] = gstats[l - 1].mean_abs
+            v["max_abs_grad"] = gstats[l - 1].max_abs
             v["delta_ratio"] = _div(dn[l - 1], dn[L - 1])
             v["backward_gain"] = _div(dn[l - 1], dn[l]) if l < L else np.full(S, np.nan)
             v["update_ratio"] = lr * v["grad_weight_ratio"] if lr is not None else np.full(S, np.nan)
-            nonfinite = ~(np.isfinite(z).all(axis=(1, 2)) & np.isfinite(a).all(axis=(1, 2))
-                          & np.isfinite(p.delta[l - 1]).all(axis=(1, 2)) & np.isfinite(dW).all(axis=(1, 2)))
-            absg = abs_dW[~nonfinite].ravel()
-            if absg.size > QUANTILE_SAMPLE:
-                absg = absg[:: -(-absg.size // QUANTILE_SAMPLE)]
-            qs = np.quantile(absg, QUANTILES) if absg.size else [None] * len(QUANTILES)
-            quant = {f"q{int(round(q * 100)):02d}": (float(x) if x is not None else None)
-                     for q, x in zip(QUANTILES, qs, strict=True)}
-            out.append(LayerArrays(v, nonfinite, quant))
+            out.append(LayerArrays(v, gstats[l - 1].nonfinite, gstats[l - 1].quantiles))
     return out
+
+
+@dataclass
+class WeightGradStats:
+    """What the diagnostics need of one layer's dW (S, n_{l-1}, n_l): computed as backward produces it."""
+
+    norm: np.ndarray          # (S,) ‖dW‖_F
+    mean_abs: np.ndarray      # (S,)
+    max_abs: np.ndarray       # (S,)
+    nonfinite: np.ndarray     # (S,) bool: NaN/Inf in z_l, a_l, δ_l or dW_l
+    quantiles: dict[str, float | None]
+
+
+def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarray],
+                  delta: np.ndarray) -> WeightGradStats:
+    """Statistics of layer l's weight gradient (engine.backward's reduce_dW): norms, |dW| mean, max, quantiles."""
+    with np.errstate(all="ignore"):
+        abs_dW = np.abs(dW)
+        nonfinite = ~(np.isfinite(z[l - 1]).all(axis=(1, 2)) & np.isfinite(a[l]).all(axis=(1, 2))
+                      & np.isfinite(delta).all(axis=(1, 2)) & np.isfinite(dW).all(axis=(1, 2)))
+        absg = abs_dW[~nonfinite].ravel()
+        if absg.size > QUANTILE_SAMPLE:
+            absg = absg[:: -(-absg.size // QUANTILE_SAMPLE)]
+        qs = np.quantile(absg, QUANTILES) if absg.size else [None] * len(QUANTILES)
+        quant = {f"q{int(round(q * 100)):02d}": (float(x) if x is not None else None)
+                 for q, x in zip(QUANTILES, qs, strict=True)}
+        return WeightGradStats(_norm(dW, (1, 2)), abs_dW.mean(axis=(1, 2), dtype=np.float64),
+                               abs_dW.max(axis=(1, 2)).astype(np.float64), nonfinite, quant)
 
 
 def _output_saturation(head: str, yhat: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ seed k's weights never depend on how many seeds there are.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +44,10 @@ class Pass:
     z: list[Array]           # (S, B, n_l)
     a: list[Array]           # a[0] = x (B, n_0); a[l] = φ(z_l) (S, B, n_l); a[L] = head(z_L)
     delta: list[Array]       # ∂L/∂z_l (S, B, n_l)
-    dW: list[Array]          # (S, n_{l-1}, n_l)
+    dW: list[Array]          # (S, n_{l-1}, n_l); None for layers whose dW was reduced and dropped (keep_dW)
     db: list[Array] | None   # (S, n_l)
     loss: Array              # (S,)
+    dW_stats: list[Any] | None = None  # reduce_dW(l, dW_l, z, a, δ_l) of every layer, when asked for
 
 
 def seed_streams(seed: int, seeds: int) -> tuple[np.random.SeedSequence, list[np.random.SeedSequence]]:
@@ -188,9 +190,15 @@ def _shared_matmul(x: Array, W: Array) -> Array:
     return np.ascontiguousarray(flat.reshape(x.shape[0], S, m).transpose(1, 0, 2))
 
 
-def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array], delta_out: Array
-             ) -> tuple[list[Array], list[Array], list[Array] | None]:
-    """Backprop δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ φ'(z_l); dW_l = a_{l-1}ᵀ δ_l, db_l = Σ_batch δ_l."""
+def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array], delta_out: Array,
+             reduce_dW: Callable[..., Any] | None = None, keep_dW: Container[int] | None = None,
+             stats: list[Any] | None = None) -> tuple[list[Array], list[Array], list[Array] | None]:
+    """Backprop δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ φ'(z_l); dW_l = a_{l-1}ᵀ δ_l, db_l = Σ_batch δ_l.
+
+    reduce_dW(l, dW_l, z, a, δ_l), when given, is appended to `stats` as soon as dW_l exists; with
+    keep_dW (layer numbers), the other layers' dW are then dropped (None), so the pass never holds
+    every weight gradient at once.
+    """
     L = scenario.n_layers
     delta: list[Array] = [delta_out] * L
     dW: list[Array] = [delta_out] * L
@@ -198,7 +206,11 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
     d = delta_out
     for l in range(L, 0, -1):
         delta[l - 1] = d
-        dW[l - 1] = np.swapaxes(a[l - 1], -1, -2) @ d
+        g = np.swapaxes(a[l - 1], -1, -2) @ d
+        if reduce_dW is not None and stats is not None:
+            stats.append(reduce_dW(l, g, z, a, d))
+        dW[l - 1] = g if keep_dW is None or l in keep_dW else None  # type: ignore[call-overload]
+        del g
         if db is not None:
             db[l - 1] = d.sum(axis=-2)
         if l > 1:
@@ -206,6 +218,9 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
             fprime = ACTIVATIONS.get(act.name).grad(z[l - 2], a[l - 1], **act.params)
             d = d @ np.swapaxes(params.W[l - 1], -1, -2)
             d *= fprime
+            del fprime
+    if stats is not None:
+        stats.reverse()
     return delta, dW, db
 
 
@@ -216,13 +231,20 @@ def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Arra
     return loss.compute(z_out, target, head, **scenario.loss.params)
 
 
-def run_pass(scenario: Scenario, params: Params, x: Array, target: Array) -> Pass:
-    """Forward, loss and backward for the whole ensemble. Overflow is data: never raises or warns."""
+def run_pass(scenario: Scenario, params: Params, x: Array, target: Array,
+             reduce_dW: Callable[..., Any] | None = None, keep_dW: Container[int] | None = None) -> Pass:
+    """Forward, loss and backward for the whole ensemble. Overflow is data: never raises or warns.
+
+    reduce_dW / keep_dW: see backward (statistics of each weight gradient as it is produced; which
+    layers' full dW the Pass keeps, None for all).
+    """
+    stats: list[Any] | None = [] if reduce_dW is not None else None
     with np.errstate(all="ignore"):
         z, a = forward(scenario, params, x)
         loss, delta_out = loss_and_grad(scenario, z[-1], target)
-        delta, dW, db = backward(scenario, params, z, a, delta_out.astype(z[-1].dtype, copy=False))
-    return Pass(x=x, target=target, z=z, a=a, delta=delta, dW=dW, db=db, loss=loss)
+        delta, dW, db = backward(scenario, params, z, a, delta_out.astype(z[-1].dtype, copy=False),
+                                 reduce_dW, keep_dW, stats)
+    return Pass(x=x, target=target, z=z, a=a, delta=delta, dW=dW, db=db, loss=loss, dW_stats=stats)
 
 
 def estimate_bytes(scenario: Scenario, batch: int | None = None) -> int:
@@ -276,11 +298,31 @@ def _human(n: float) -> str:
 MAX_MEMORY_LIMIT = 2**50  # 1 PiB: a --max-memory above this is a typo, not a machine
 
 
+def default_max_memory() -> int:
+    """Half of the memory available now (MemAvailable in /proc/meminfo, else free physical pages), or 2 GiB."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, ValueError, OSError):
+        return 2 * 2**30
+
+
 def parse_size(text: str) -> int:
-    """'2GiB', '512M', '1e9' -> bytes; refuses non-finite, non-positive and absurd sizes (over 1 PiB)."""
+    """'2GiB', '512M', '1e9' -> bytes; 'auto' -> default_max_memory(); refuses non-finite, non-positive and
+    absurd sizes (over 1 PiB)."""
     from .errors import shown
 
     t = text.strip().lower().replace(" ", "")
+    if t == "auto":
+        return default_max_memory()
     units = {"tib": 2**40, "gib": 2**30, "mib": 2**20, "kib": 2**10, "tb": 10**12, "gb": 10**9,
              "mb": 10**6, "kb": 10**3, "t": 2**40, "g": 2**30, "m": 2**20, "k": 2**10, "b": 1}
     suffix = next((u for u in units if t.endswith(u)), "")
@@ -290,7 +332,7 @@ def parse_size(text: str) -> int:
             raise ValueError(number)
         value = float(number) * mult
     except (ValueError, OverflowError):
-        raise GradscopeError(f"--max-memory {shown(text)}: expected a size such as 2GiB, 512MiB or 1e9") from None
+        raise GradscopeError(f"--max-memory {shown(text)}: expected a size such as 2GiB, 512MiB, 1e9 or auto") from None
     if not math.isfinite(value) or value < 1:
         raise GradscopeError(f"--max-memory {shown(text)}: must be a positive, finite size")
     if value > MAX_MEMORY_LIMIT:
