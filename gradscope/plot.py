@@ -53,9 +53,12 @@ def check_paths(paths: Sequence[Path]) -> None:
 
 def _new_figure(width: float, height: float) -> Any:
     require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)  # headless: the Agg canvas whatever backend pyplot would pick; no window opens
+    return fig
 
 
 def _style() -> Any:
@@ -134,7 +137,8 @@ def _limits(ax: Any, values: Sequence[float], extra: Sequence[float] = (), pad: 
     v = [x for x in list(values) + list(extra) if _finite_positive(x)]
     ax.set_yscale("log")
     if v:
-        ax.set_ylim(min(v) / pad, max(v) * pad)
+        top = max(v) * pad if max(v) < 1e300 else max(v)  # near float64's limit: no padding overflow to inf
+        ax.set_ylim(min(v) / pad, top)
         if max(v) * pad * pad / min(v) < 100:  # under two decades: plain numbers, not 9×10⁻¹
             plain = FuncFormatter(lambda y, _pos: f"{y:.3g}")
             ax.yaxis.set_major_formatter(plain)

@@ -225,3 +225,9 @@ def test_cli_plot_without_matplotlib_exits_2_with_the_install_line(tmp_path, mon
     assert "pip install 'gradscope[plot]'" in r.stderr
     assert "Traceback" not in r.output
     assert not (tmp_path / "x.png").exists()
+
+
+def test_figures_use_the_agg_canvas(run_fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    assert isinstance(run_fig.canvas, FigureCanvasAgg)
