@@ -8,43 +8,20 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .diagnostics import diagnose, dW_statistics
-from .engine import (
-    Params,
-    Pass,
-    check_memory,
-    default_max_memory,
-    draw_data,
-    init_params,
-    largest_gemm,
-    loss_target,
-    run_pass,
-)
+from .analysis import analyze
+from .engine import Params, Pass, check_memory, default_max_memory, draw_data, init_params, largest_gemm, loss_target
 from .errors import GradscopeError
 from .report import RunReport
 from .runtime import blas_threads, limit_blas
 from .scenario import Scenario, load_scenario
+
+__all__ = ["DEFAULT_MAX_MEMORY", "analyze", "run", "save_arrays"]
 
 DEFAULT_MAX_MEMORY = None  # half of the memory available when run() is called (engine.default_max_memory)
 
 
 def _as_scenario(scenario: Scenario | str | Path | dict[str, Any] | None) -> Scenario:
     return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-
-
-def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarray,
-            label: str | None = None, keep_gradients: bool = True) -> RunReport:
-    """One forward/backward pass of `params` on (x, target), diagnosed into a RunReport.
-
-    Each weight gradient is reduced to its statistics inside backward; keep_gradients=False then drops
-    all but layer 1's (which a finding reads) instead of holding every dW until the report is built."""
-    p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target, reduce_dW=dW_statistics,
-                 keep_dW=None if keep_gradients else (1,))
-    with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
-        d = diagnose(scenario, params, p)
-    return RunReport(version=__version__, scenario=scenario.to_dict(), summary=d.summary, layers=tuple(d.layers),
-                     findings=tuple(d.findings), label=label, arrays=(params, p), per_seed=d.per_seed)
 
 
 def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
@@ -89,6 +66,8 @@ def save_arrays(report: RunReport, path: str | Path) -> None:
     S = params.W[0].shape[0]
     out: dict[str, np.ndarray] = {"x": np.broadcast_to(p.x, (S, *p.x.shape)).copy(), "y": p.target,
                                   "loss": np.asarray(p.loss)}
+    if report.trace is not None:
+        out.update(report.trace.arrays())
     for l in range(1, len(params.W) + 1):
         out[f"W{l}"] = params.W[l - 1]
         out[f"dW{l}"] = p.dW[l - 1]

@@ -27,6 +27,7 @@ from .activations import ACTIVATIONS
 from .engine import Params, Pass
 from .inits import INITS, LayerContext, bias_variance
 from .losses import LOSSES
+from .optimizers import first_step_ratio
 from .report import Finding, LayerReport, Stat, Summary
 from .scenario import Scenario
 from .theory import batch_gradient_ratio, critical_sigma_w2, mean_field, predict_layers
@@ -61,7 +62,7 @@ CODES = {
     "forward-collapse": "the forward signal shrinks layer by layer",
     "forward-explosion": "the forward signal grows layer by layer",
     "symmetric-init": "constant initialization: all units of a layer stay identical",
-    "update-ratio": "lr·‖∂L/∂W‖/‖W‖ far from the 1e-3 guide",
+    "update-ratio": "the optimizer's first step ‖ΔW‖/‖W‖ far from the 1e-3 guide",
     "gradient-fade": "training: layer 1's gradient fell far more than the output layer's",
     "loss-plateau": "training: the held-out loss stopped improving",
     "training-diverged": "training: the held-out loss became non-finite or grew",
@@ -102,8 +103,9 @@ def _act_grad(scenario: Scenario, l: int, z: np.ndarray, a: np.ndarray) -> tuple
     return act.grad(z, a, **comp.params), float(act.max_grad(**comp.params))
 
 
-def layer_arrays(scenario: Scenario, params: Params, p: Pass, lr: float | None) -> list[LayerArrays]:
-    """Every per-seed statistic of every layer, shape (S,) each."""
+def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.ndarray] | None
+                 ) -> list[LayerArrays]:
+    """Every per-seed statistic of every layer, shape (S,) each; `update`: ‖ΔW_l‖/‖W_l‖ per layer, or None."""
     L = scenario.n_layers
     out: list[LayerArrays] = []
     with np.errstate(all="ignore"):
@@ -140,7 +142,8 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, lr: float | None) 
             v["max_abs_grad"] = gstats[l - 1].max_abs
             v["delta_ratio"] = _div(dn[l - 1], dn[L - 1])
             v["backward_gain"] = _div(dn[l - 1], dn[l]) if l < L else np.full(S, np.nan)
-            v["update_ratio"] = lr * v["grad_weight_ratio"] if lr is not None else np.full(S, np.nan)
+            v["update_ratio"] = (np.asarray(update[l - 1], dtype=np.float64) if update is not None
+                                 else np.full(S, np.nan))
             out.append(LayerArrays(v, gstats[l - 1].nonfinite, gstats[l - 1].quantiles))
     return out
 
@@ -281,11 +284,19 @@ class Diagnosis:
     per_seed: dict[str, np.ndarray]
 
 
-def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool = True) -> Diagnosis:
-    """Per-layer statistics over seeds, status per layer, verdict, theory and findings."""
-    lr = float(scenario.train["lr"]) if scenario.train else None
+def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool = True,
+             update_ratio: list[np.ndarray] | None = None) -> Diagnosis:
+    """Per-layer statistics over seeds, status per layer, verdict, theory and findings.
+
+    update_ratio: ‖ΔW_l‖/‖W_l‖ (S,) per layer of an optimizer step already taken (training); when None
+    and the scenario has a `train:` block, the optimizer's first step from `params` with this pass's
+    gradients, taken on copies (when the pass kept every layer's dW).
+    """
+    lr = float(scenario.train["lr"]) if scenario.train and scenario.train.get("lr") is not None else None
     diag = dict(scenario.diagnostics)
-    arrays = layer_arrays(scenario, params, p, lr)
+    if update_ratio is None and scenario.train and all(g is not None for g in p.dW):
+        update_ratio = first_step_ratio(scenario.train, params.W, p.dW)
+    arrays = layer_arrays(scenario, params, p, update_ratio)
     L = scenario.n_layers
     theory, pred = theory_for(scenario, p.x, p.delta[-1]) if with_theory else ({"applies": False}, None)
 
@@ -710,12 +721,25 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         ur = [(lay.layer, lay.median("update_ratio")) for lay in layers]
         guide = diag["update_ratio_guide"]
         off = [(l, u) for l, u in ur if u is not None and (u > 10 * guide or u < 0.01 * guide)]
-        if off:
-            l0, u0 = max(off, key=lambda t: abs(math.log10(t[1] / guide)) if t[1] > 0 else 99)
+        moving = [(l, u) for l, u in off if u > 0]
+        still = [l for l, u in off if u == 0]
+        opt = scenario.train["optimizer"] if scenario.train else "optimizer"
+        if moving:
+            l0, u0 = max(moving, key=lambda t: abs(math.log10(t[1] / guide)))
+            rest = [l for l, _ in off if l != l0]
+            band = f"{_fmt(guide / 100)}–{_fmt(10 * guide)}"
             out.append(Finding("update-ratio", "info", tuple(l for l, _ in off),
-                               f"lr·‖∂L/∂W‖/‖W‖ is {_fmt(u0)} at layer {l0} (lr {_fmt(summary.lr)}), against the "
-                               f"usual guide of about {_fmt(guide)}",
-                               "adjust the learning rate so that one step changes the weights by about 0.1%"))
+                               f"the first {opt} step changes layer {l0}'s weights by ‖ΔW‖/‖W‖ = {_fmt(u0)} "
+                               f"(lr {_fmt(summary.lr)}, median over seeds), against the usual guide of about "
+                               f"{_fmt(guide)}" + (f"; also outside {band}: {_ranges(rest)}" if rest else ""),
+                               f"lr {_fmt(summary.lr * guide / u0)} would make layer {l0}'s first step "
+                               f"{_fmt(guide)} (the first step of sgd, momentum and adam is proportional to lr); "
+                               "the guide is a rule of thumb, not a promise that training goes better"))
+        elif still:
+            out.append(Finding("update-ratio", "info", tuple(still),
+                               f"the first {opt} step leaves the weights of {_ranges(still)} unchanged "
+                               "(‖ΔW‖/‖W‖ = 0: their gradient is zero)",
+                               "no learning rate moves a layer whose gradient is zero: see the other findings"))
     return out
 
 

@@ -65,3 +65,35 @@ OPTIMIZERS.register(Optimizer("adam", "Adam with bias correction (torch.optim.Ad
                                       Param("beta1", float, 0.9, "first-moment decay"),
                                       Param("beta2", float, 0.999, "second-moment decay"),
                                       Param("eps", float, 1e-8, "denominator epsilon"))))
+
+
+HYPER_KEYS = ("lr", "momentum", "beta1", "beta2", "eps")
+
+
+def hyperparameters(train: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer's keyword arguments from a scenario's `train:` block (absent keys: the step's defaults)."""
+    return {k: train[k] for k in HYPER_KEYS if train.get(k) is not None}
+
+
+def relative_change(before: list[Array], after: list[Array]) -> list[Array]:
+    """‖after − before‖_F / ‖before‖_F per tensor, per seed (leading axis): the update-to-weight ratio."""
+    out = []
+    with np.errstate(all="ignore"):
+        for a, b in zip(before, after, strict=True):
+            d = (b - a).reshape(a.shape[0], -1)
+            w = a.reshape(a.shape[0], -1)
+            out.append(np.sqrt(np.einsum("si,si->s", d, d, dtype=np.float64))
+                       / np.sqrt(np.einsum("si,si->s", w, w, dtype=np.float64)))
+    return out
+
+
+def first_step_ratio(train: dict[str, Any], W: list[Array], dW: list[Array]) -> list[Array]:
+    """‖ΔW_l‖/‖W_l‖ (S,) per layer of the optimizer's first step from W with gradients dW, taken on copies.
+
+    The update the optimizer actually makes: for sgd and momentum lr·‖g‖/‖W‖, for adam about
+    lr·‖sign(g)‖/‖W‖ (every update is elementwise, so the biases do not change W's step).
+    """
+    tensors = [w.copy() for w in W]
+    with np.errstate(all="ignore"):
+        OPTIMIZERS.get(train["optimizer"]).step(tensors, list(dW), {}, 1, **hyperparameters(train))
+    return relative_change(list(W), tensors)

@@ -146,6 +146,7 @@ class RunReport:
     label: str | None = None
     arrays: Any = field(default=None, compare=False, repr=False)
     per_seed: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    trace: Any = field(default=None, compare=False, repr=False)   # training.Trace: per-seed training arrays
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -60,12 +60,12 @@ def test_vectorized_training_equals_each_seed_alone():
     data = draw_data(sc, n=60)
     tr, hold = _split(data, 40)
     probe = _split(tr, 16)[0]
-    full, hist = train_ensemble(sc, init_params(sc), tr, probe, hold)
+    full, hist, _ = train_ensemble(sc, init_params(sc), tr, probe, hold)
     assert [h["step"] for h in hist] == [0, 4, 8, 12]
     base = init_params(sc)
     for s in range(3):
         one = Params([W[s:s + 1].copy() for W in base.W], [b[s:s + 1].copy() for b in base.b])
-        alone, _ = train_ensemble(sc, one, tr, probe, hold)
+        alone, _, _ = train_ensemble(sc, one, tr, probe, hold)
         for a, b in zip(alone.W, full.W, strict=True):
             np.testing.assert_allclose(a[0], b[s], rtol=1e-12, atol=1e-14)
 

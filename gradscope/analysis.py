@@ -1,0 +1,34 @@
+"""The core analysis at the bottom: one forward/backward pass of given weights, diagnosed into a RunReport.
+
+`api.run` (step 0) and `training.train` (step 0 of a training run) are both built on it; it imports
+neither of them, so data flows one way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import __version__
+from .diagnostics import diagnose, dW_statistics
+from .engine import Params, run_pass
+from .report import RunReport
+from .scenario import Scenario
+
+
+def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarray,
+            label: str | None = None, keep_gradients: bool = True,
+            update_ratio: list[np.ndarray] | None = None) -> RunReport:
+    """One forward/backward pass of `params` on (x, target), diagnosed into a RunReport.
+
+    Each weight gradient is reduced to its statistics inside backward; keep_gradients=False then drops
+    all but layer 1's (which a finding reads) instead of holding every dW until the report is built.
+
+    update_ratio: per layer, per seed ‖ΔW_l‖/‖W_l‖ of an optimizer step already measured (training);
+    without it, a scenario with a `train:` block gets its optimizer's first step on this batch.
+    """
+    p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target, reduce_dW=dW_statistics,
+                 keep_dW=None if keep_gradients else (1,))
+    with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
+        d = diagnose(scenario, params, p, update_ratio=update_ratio)
+    return RunReport(version=__version__, scenario=scenario.to_dict(), summary=d.summary, layers=tuple(d.layers),
+                     findings=tuple(d.findings), label=label, arrays=(params, p), per_seed=d.per_seed)
