@@ -116,7 +116,8 @@ def evaluate_failures(report: RunReport, expect: dict[str, Any] | None) -> list[
 
     Without `expect.verdict`, the diagnostics decide: the verdict must be healthy and no finding may have
     severity error, except what `expect.allow` accepts (a layer whose status an allowed finding reports
-    counts as healthy, an allowed error finding does not fail).
+    counts as healthy, an allowed error finding does not fail). A training run that diverged fails unless
+    `expect.findings` lists or `expect.allow` accepts training-diverged.
     """
     failures: list[Failure] = []
     expect = expect or {}
@@ -141,6 +142,9 @@ def evaluate_failures(report: RunReport, expect: dict[str, Any] | None) -> list[
     for i, code in enumerate(expect.get("findings", [])):
         if code not in codes:
             failures.append(Failure(("expect", "findings", i), f"expected finding {code} was not reported"))
+    if "training-diverged" in codes and "training-diverged" not in expect.get("findings", []) \
+            and "training-diverged" not in allowed:
+        failures.append(Failure(None, "training diverged (finding training-diverged)"))
     for i, code in enumerate(expect.get("no_findings", [])):
         if code in codes:
             failures.append(Failure(("expect", "no_findings", i), f"finding {code} was reported"))

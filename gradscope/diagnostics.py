@@ -732,7 +732,7 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
                                f"the first {opt} step changes layer {l0}'s weights by ‖ΔW‖/‖W‖ = {_fmt(u0)} "
                                f"(lr {_fmt(summary.lr)}, median over seeds), against the usual guide of about "
                                f"{_fmt(guide)}" + (f"; also outside {band}: {_ranges(rest)}" if rest else ""),
-                               f"lr {_fmt(summary.lr * guide / u0)} would make layer {l0}'s first step "
+                               f"lr {summary.lr * guide / u0:.3g} would make layer {l0}'s first step "
                                f"{_fmt(guide)} (the first step of sgd, momentum and adam is proportional to lr); "
                                "the guide is a rule of thumb, not a promise that training goes better"))
         elif still:
