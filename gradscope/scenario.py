@@ -119,7 +119,7 @@ DIAGNOSTICS_KEYS: dict[str, Key] = {
                                 "saturated", minimum=0.0, maximum=1.0),
     "dead_threshold": Key("float", 0.5, "a layer with more than this fraction of dead units is dead",
                           minimum=0.0, maximum=1.0),
-    "update_ratio_guide": Key("float", 1e-3, "the usual guide for lr·‖∂L/∂W‖/‖W‖", minimum=0.0,
+    "update_ratio_guide": Key("float", 1e-3, "the usual guide for ‖ΔW‖/‖W‖ of one optimizer step", minimum=0.0,
                               exclusive_minimum=True),
 }
 

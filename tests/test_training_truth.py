@@ -1,7 +1,6 @@
 """Training findings say what the arrays say: every number recomputed, every remedy applied."""
 
 import copy
-import math
 import re
 
 import numpy as np
