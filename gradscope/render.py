@@ -707,6 +707,11 @@ def training_text(report: RunReport) -> Text:
         t.append(f", accuracy {fmt(tr['final_accuracy'])}")
         s90 = tr.get("steps_to_accuracy")
         t.append(f" (90% first reached at step {s90})" if s90 is not None else " (90% not reached)")
+        best = tr.get("best_accuracy")
+        if best is not None and best - tr["final_accuracy"] >= 0.02:
+            t.append(f", below its best {fmt(best)} at step {tr.get('best_accuracy_step')}")
+    if tr.get("diverged_seeds"):
+        t.append(f"; {tr['diverged_seeds']} of {report.summary.seeds} seeds diverged")
     t.append(f"; {tr.get('steps')} steps of {tr.get('optimizer')}, lr {fmt(tr.get('lr'))}, medians over "
              f"{report.summary.seeds} seeds")
     return t

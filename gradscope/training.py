@@ -375,6 +375,11 @@ def _clean(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _rise(rise: float, of: str = "it") -> str:
+    """'75% above it' for a rise of 0.75, '1.1e+05× it' for 1.1e5 - 1."""
+    return f"{_fmt(100 * rise)}% above {of}" if rise <= 1 else f"{_fmt(1 + rise)}× {of}"
+
+
 def _accuracy_fall(accs: np.ndarray | None, steps: list[int], best: int | None) -> str:
     if accs is None or best is None or not math.isfinite(accs[-1]) or accs[best] - accs[-1] < ACCURACY_DROP:
         return ""
@@ -460,7 +465,7 @@ def _overfitting(sc: Scenario, trace: Trace, o: Outcome, acc_txt: str) -> Findin
 def _unstable(sc: Scenario, o: Outcome, lr: float | None, acc_txt: str, at: Any) -> Finding:
     tb, steps, tr = o.lowest_train(), o.steps, o.train
     msg = (f"the training loss rose from its lowest {_fmt(tr[tb])} (step {steps[tb]}) to {_fmt(tr[-1])} (step "
-           f"{steps[-1]}), {_fmt(100 * o.train_rise())}% above it; held-out loss {_fmt(o.holdout[-1])}" + acc_txt
+           f"{steps[-1]}), {_rise(o.train_rise())}; held-out loss {_fmt(o.holdout[-1])}" + acc_txt
            + " (medians over seeds)")
     hint = f"stop at step {steps[tb]} (train.steps: {steps[tb]}), where the training loss was lowest"
     if lr:
@@ -470,7 +475,7 @@ def _unstable(sc: Scenario, o: Outcome, lr: float | None, acc_txt: str, at: Any)
             hint = f"lower the learning rate (lr {_fmt(lr)} → {_fmt(new)}), or " + hint
         elif not r.diverged and not r.unstable():
             hint = (f"lower the learning rate: {RERUN} at lr {_fmt(new)}, the training loss ended "
-                    f"{_fmt(r.train[-1])}, {_fmt(100 * r.train_rise())}% above its lowest; or " + hint)
+                    f"{_fmt(r.train[-1])}, {_rise(r.train_rise(), 'its lowest')}; or " + hint)
         else:
             hint += (f"; at lr {_fmt(new)} ({RERUN}) the training loss still rose, so gradscope cannot say that "
                      "a smaller learning rate fixes it")

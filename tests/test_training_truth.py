@@ -105,3 +105,105 @@ def test_save_arrays_reproduces_the_training_run(tmp_path):
         np.testing.assert_allclose(params.b[l - 1], z[f"b{l}_final"], rtol=0, atol=1e-12)
     np.testing.assert_array_equal(z["record_steps"], [0, 5, 10, 13])
     assert r.history[-1]["train_loss"]["median"] == Stat.of(z["train_loss"][-1]).median
+
+
+def _retrain(sc, z, steps):
+    """Replay a saved full-batch/minibatch SGD run from the npz: per seed, the first step whose loss is NaN/Inf."""
+    L = sc.n_layers
+    params = Params([z[f"W{l}"].copy() for l in range(1, L + 1)], [z[f"b{l}"].copy() for l in range(1, L + 1)])
+    first = np.full(sc.seeds, -1)
+    state: dict = {}
+    for t, idx in enumerate(z["batch_order"][:steps], start=1):
+        p = run_pass(sc, params, z["x_train"][idx], z["y_train"][idx])
+        first[(first < 0) & ~np.isfinite(p.loss)] = t - 1
+        with np.errstate(all="ignore"):
+            OPTIMIZERS.get(sc.train["optimizer"]).step(params.W + params.b, p.dW + p.db, state, t, lr=sc.train["lr"])
+    return first
+
+
+def test_training_diverged_counts_seeds_and_its_remedy_works(tmp_path):
+    from gradscope.checks import evaluate
+
+    sc = _scenario(RELU, lr=10.0)
+    r, z = _run_saved(sc, tmp_path)
+    f = _finding(r, "training-diverged")
+    assert f.severity == "error"
+    # NaN/Inf seeds and their first step, replayed from the saved initial weights and batch order
+    first = _retrain(sc, z, 40)
+    bad = np.flatnonzero(first >= 0)
+    assert bad.size and f"NaN/Inf in {bad.size} of 4 seeds (first at step {first[bad].min()}; seeds " \
+        f"{', '.join(map(str, bad))})" in f.message
+    # seeds whose training loss ended more than 25% above its step-0 value
+    tl = z["train_loss"]
+    grew = np.flatnonzero(np.isfinite(tl[-1]) & (tl[-1] > 1.25 * tl[0]))
+    grew = np.array([s for s in grew if s not in bad])
+    assert grew.size
+    step = min(int(z["record_steps"][np.flatnonzero(tl[:, s] > 1.25 * tl[0, s])[0]]) for s in grew)
+    assert (f"above its step-0 value in {grew.size} of 4 seeds (median {_fmt(float(np.median(tl[0, grew])))} → "
+            f"{_fmt(float(np.median(tl[-1, grew])))}; first that high at step {step}") in f.message
+    assert r.training["diverged_seeds"] == bad.size + grew.size
+    assert "loss-plateau" not in {g.code for g in r.findings}  # never "a larger learning rate" here
+    assert any("training diverged" in reason for reason in evaluate(r, {"verdict": ["healthy"]}))
+    # the remedy's learning rate, applied, no longer diverges
+    fixed = float(re.search(r"at lr (\S+): no seed diverged", f.hint).group(1))
+    again = gradscope.run(_scenario(RELU, lr=fixed))
+    assert "training-diverged" not in {g.code for g in again.findings}
+    assert again.training["diverged_seeds"] == 0
+
+
+def test_overfitting_is_not_divergence_and_early_stopping_keeps_the_best(tmp_path):
+    sc = _scenario(RELU, lr=0.5)
+    r, z = _run_saved(sc, tmp_path)
+    codes = {g.code for g in r.findings}
+    assert "overfitting" in codes and "training-diverged" not in codes
+    f = _finding(r, "overfitting")
+    ho, tr, steps = np.median(z["holdout_loss"], axis=1), np.median(z["train_loss"], axis=1), z["record_steps"]
+    b = int(np.argmin(ho))
+    assert ho[-1] > 1.1 * ho[b] and tr[-1] < tr[b]
+    assert (f"rose from its lowest {_fmt(ho[b])} (step {steps[b]}) to {_fmt(ho[-1])} (step {steps[-1]}) while "
+            f"the training loss fell from {_fmt(tr[b])} to {_fmt(tr[-1])}") in f.message
+    stop = int(re.search(r"stop at step (\d+)", f.hint).group(1))
+    assert stop == steps[b] and f"keep held-out loss {_fmt(ho[b])}" in f.hint
+    early = gradscope.run(_scenario(RELU, lr=0.5, steps=stop))
+    assert "overfitting" not in {g.code for g in early.findings}
+    assert early.training["final_loss"] == pytest.approx(ho[b], rel=1e-12)
+
+
+def test_units_died_and_unstable_training_are_named_with_their_numbers(tmp_path):
+    # momentum SGD with a large step on a ReLU net: the loss reaches ~0, then jumps; units die
+    sc = _scenario(RELU, optimizer="momentum", lr=0.5, steps=60)
+    r, z = _run_saved(sc, tmp_path)
+    codes = {g.code for g in r.findings}
+    assert {"training-unstable", "units-died"} <= codes
+    for g in r.findings:  # never the loss already used, never a larger step when the loss went up
+        assert "use cross_entropy" not in g.hint and "larger learning rate" not in g.hint
+    steps = z["record_steps"]
+    u = _finding(r, "training-unstable")
+    tr = np.median(z["train_loss"], axis=1)
+    tb = int(np.argmin(tr))
+    assert f"rose from its lowest {_fmt(tr[tb])} (step {steps[tb]}) to {_fmt(tr[-1])} (step {steps[-1]})" in u.message
+    acc = np.median(z["holdout_accuracy"], axis=1)
+    best = int(np.argmax(acc))
+    fell = f"held-out accuracy fell from its best {_fmt(acc[best])} (step {steps[best]}) to {_fmt(acc[-1])}"
+    assert fell in u.message
+    assert r.training["best_accuracy"] == pytest.approx(acc[best])
+    d = _finding(r, "units-died")
+    dead = np.median(z["dead_fraction"], axis=2)   # (R, L)
+    for l in d.layers:
+        assert f"layer {l} from {_fmt(100 * dead[0, l - 1])}% to {_fmt(100 * dead[-1, l - 1])}%" in d.message
+        assert dead[-1, l - 1] - dead[0, l - 1] > 0.25
+    # the remedies, applied: lr/10 as the hints say (the numbers they quote), and leaky_relu
+    lower = float(re.search(r"at lr (\S+), the dead fractions", d.hint).group(1))
+    assert lower == pytest.approx(0.05)
+    again = gradscope.run(_scenario(RELU, optimizer="momentum", lr=lower, steps=60))
+    codes2 = {g.code for g in again.findings}
+    assert "training-unstable" not in codes2 and "units-died" not in codes2
+    for l in d.layers:
+        after = again.history[-1]["layers"][l - 1]["dead_fraction"]["median"]
+        assert f"layer {l} {_fmt(100 * after)}%" in d.hint and after < dead[-1, l - 1]
+    assert f"the training loss ended {_fmt(again.history[-1]['train_loss']['median'])}" in u.hint
+    leaky = copy.deepcopy(RELU)
+    leaky["network"]["activation"] = "leaky_relu"
+    leaky["train"].update(optimizer="momentum", lr=0.5, steps=60)
+    r3 = gradscope.run(load_scenario(leaky))
+    assert "units-died" not in {g.code for g in r3.findings}
