@@ -65,7 +65,10 @@ CODES = {
     "update-ratio": "the optimizer's first step ‖ΔW‖/‖W‖ far from the 1e-3 guide",
     "gradient-fade": "training: layer 1's gradient fell far more than the output layer's",
     "loss-plateau": "training: the held-out loss stopped improving",
-    "training-diverged": "training: the held-out loss became non-finite or grew",
+    "training-diverged": "training: the training loss became non-finite or ended >25% above its start in some seeds",
+    "overfitting": "training: the held-out loss rose while the training loss kept falling",
+    "training-unstable": "training: the training loss rose well above its lowest value",
+    "units-died": "training: hidden units that were alive at step 0 died",
 }
 
 

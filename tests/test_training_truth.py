@@ -237,3 +237,40 @@ def test_unstable_training_and_growing_loss_from_the_trace():
     assert "ended more than 25% above its step-0 value in 3 of 3 seeds (median 2 → 3; first that high at step 15" \
         in f.message
     assert "at lr 0.005: no seed diverged" in f.hint
+
+
+def test_loss_plateau_advice_follows_the_facts(tmp_path):
+    # a tiny learning rate: both losses fall at every record, a hair each; the re-run at 10× ends lower
+    sc = _scenario(RELU, lr=1e-5)
+    r, z = _run_saved(sc, tmp_path)
+    f = _finding(r, "loss-plateau")
+    ho, steps = np.median(z["holdout_loss"], axis=1), z["record_steps"]
+    h = len(steps) // 2
+    assert (ho[h] - ho[-1]) / ho[h] < 0.01
+    acc = np.median(z["holdout_accuracy"][-1])
+    assert (f"held-out loss {_fmt(ho[h])} at step {steps[h]} and {_fmt(ho[-1])} at step {steps[-1]}, accuracy "
+            f"{_fmt(acc)}") in f.message
+    assert "cross_entropy" not in f.hint   # the loss is cross_entropy already
+    m = re.search(r"at lr (\S+), the held-out loss ended at (\S+) instead of (\S+)$", f.hint)
+    assert float(m.group(1)) == pytest.approx(1e-4) and m.group(3) == _fmt(ho[-1])
+    faster = gradscope.run(_scenario(RELU, lr=float(m.group(1))))
+    assert _fmt(faster.training["final_loss"]) == m.group(2) and faster.training["final_loss"] < ho[-1]
+
+
+def test_gradient_fade_numbers_and_remedies():
+    from gradscope.scenario import bundled_path
+
+    def run(*over):
+        return gradscope.run(load_scenario(bundled_path("train-sigmoid-fade.yaml"), overrides=list(over), seeds=4))
+
+    r = run()
+    f = _finding(r, "gradient-fade")
+    first, last = r.history[0]["layers"], r.history[-1]["layers"]
+    g1 = [first[0]["weight_grad_norm"]["median"], last[0]["weight_grad_norm"]["median"]]
+    gL = [first[-1]["weight_grad_norm"]["median"], last[-1]["weight_grad_norm"]["median"]]
+    assert (f"layer 1 gradient fell {_fmt(g1[0] / g1[1])}× during training while the output layer's fell "
+            f"{_fmt(gL[0] / gL[1])}× (median ‖∂L/∂W‖ {_fmt(g1[0])} → {_fmt(g1[1])})") in f.message
+    assert g1[0] / g1[1] > 10 and g1[0] / g1[1] > 3 * gL[0] / gL[1]
+    assert "lr 0.2 → 0.02" in f.hint and "relu + he_normal" in f.hint and "or adam" not in f.hint  # adam already
+    for remedy in (["train.lr=0.02"], ["network.activation=relu", "network.init=he_normal"]):
+        assert "gradient-fade" not in {g.code for g in run(*remedy).findings}, remedy
