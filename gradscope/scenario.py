@@ -25,12 +25,14 @@ from .datasets import DATASETS
 from .errors import ScenarioError, cut, shown
 from .inits import BIAS_SCHEMES, INITS
 from .losses import LOSSES, default_head
+from .optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
 from .registry import Param, Registry, suggest
 
 DEFAULT_SCENARIO = "deep-sigmoid.yaml"
 DTYPES = ("float64", "float32")
 VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "dead", "overflow")
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = tuple(OPTIMIZER_REGISTRY.names())
+HYPERPARAMETERS = ("lr", "momentum", "beta1", "beta2", "eps")  # their defaults live in the optimizer registry
 
 # Upper bounds of the integer keys (documented in `gradscope schema`); larger values are refused, never clamped.
 MAX_SEED = 2**63 - 1
@@ -95,14 +97,26 @@ DATA_KEYS: dict[str, Key] = {
     "center": Key("bool", True, "subtract the per-feature mean (zero-centered inputs)"),
 }
 
+def _optimizer_defaults(key: str) -> str:
+    """'sgd 0.1, momentum 0.1, adam 0.001': the default of a hyperparameter per optimizer, from the registry."""
+    have = [(o.name, p.default) for o in OPTIMIZER_REGISTRY for p in o.params if p.name == key]
+    only = "" if len(have) == len(OPTIMIZERS) else "only " + ", ".join(n for n, _ in have) + "; "
+    return only + "default " + ", ".join(f"{n} {d:g}" for n, d in have) + " (gradscope list optimizers)"
+
+
 TRAIN_KEYS: dict[str, Key] = {
     "steps": Key("int", 100, "number of optimizer steps", minimum=1, maximum=MAX_STEPS),
     "optimizer": Key("str", "sgd", "sgd | momentum | adam", choices=OPTIMIZERS),
-    "lr": Key("float", 0.1, "learning rate", minimum=0.0, exclusive_minimum=True),
-    "momentum": Key("float", 0.9, "momentum coefficient (optimizer momentum)", minimum=0.0, maximum=1.0),
-    "beta1": Key("float", 0.9, "Adam's first-moment decay", minimum=0.0, maximum=1.0),
-    "beta2": Key("float", 0.999, "Adam's second-moment decay", minimum=0.0, maximum=1.0),
-    "eps": Key("float", 1e-8, "Adam's epsilon", minimum=0.0, exclusive_minimum=True),
+    "lr": Key("float", None, "learning rate; " + _optimizer_defaults("lr"), minimum=0.0,
+              exclusive_minimum=True, nullable=True),
+    "momentum": Key("float", None, "momentum coefficient; " + _optimizer_defaults("momentum"), minimum=0.0,
+                    maximum=1.0, nullable=True),
+    "beta1": Key("float", None, "Adam's first-moment decay; " + _optimizer_defaults("beta1"), minimum=0.0,
+                 maximum=1.0, nullable=True),
+    "beta2": Key("float", None, "Adam's second-moment decay; " + _optimizer_defaults("beta2"), minimum=0.0,
+                 maximum=1.0, nullable=True),
+    "eps": Key("float", None, "Adam's epsilon; " + _optimizer_defaults("eps"), minimum=0.0, exclusive_minimum=True,
+               nullable=True),
     "batch_size": Key("int", None, "minibatch size; default: the full training set", minimum=1,
                       maximum=MAX_SAMPLES, nullable=True),
     "train_size": Key("int", 512, "number of training samples", minimum=1, maximum=MAX_SAMPLES),
@@ -739,6 +753,8 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     _ordered(v, Component(kind, dparams), ("data",), data_map)
 
     train = v.section(top["train"], ("train",), TRAIN_KEYS, "train") if top.get("train") is not None else None
+    if train is not None:
+        _optimizer_hyperparameters(v, train)
     diagnostics = v.section(top.get("diagnostics"), ("diagnostics",), DIAGNOSTICS_KEYS, "diagnostics")
     if diagnostics["vanishing_ratio"] >= diagnostics["exploding_ratio"]:
         raise v.fail(("diagnostics", "vanishing_ratio"), "must be below diagnostics.exploding_ratio")
@@ -749,6 +765,19 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
                     output_activation=head, bias=net["bias"], init=init, bias_init=bias_init, loss=loss,
                     data=Component(kind, dparams), batch_size=batch_size, center=center, train=train,
                     diagnostics=diagnostics, expect=expect, source=source)
+
+
+def _optimizer_hyperparameters(v: _Validator, train: dict) -> None:
+    """Fill lr, momentum, betas and eps from the chosen optimizer's registry entry (the one place of their
+    defaults); a hyperparameter the optimizer does not have is refused, not ignored."""
+    entry = OPTIMIZER_REGISTRY.get(train["optimizer"])
+    own = {p.name: p for p in entry.params}
+    for key in HYPERPARAMETERS:
+        if train[key] is None:
+            train[key] = own[key].default if key in own else None
+        elif key not in own:
+            raise v.fail(("train", key), f"the {entry.name} optimizer has no {key}; its hyperparameters: "
+                         f"{', '.join(own)}")
 
 
 def _validate_expect(v: _Validator, raw: Any) -> dict:
@@ -910,7 +939,7 @@ data:
 # train:                         # uncomment to follow gradient flow while training
 #   steps: 200
 #   optimizer: sgd               # sgd | momentum | adam
-#   lr: 0.1
+#   lr: 0.1                      # default: the optimizer's (sgd 0.1, adam 0.001)
 #   record_every: 20
 
 diagnostics:                     # thresholds of the verdict

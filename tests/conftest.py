@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from gradscope.scenario import load_scenario
+
+REPO = Path(__file__).resolve().parent.parent  # the repository root, wherever pytest is run from
 
 
 def small(**over: Any) -> dict[str, Any]:

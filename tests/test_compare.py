@@ -9,6 +9,8 @@ from gradscope.compare import CURVE_P, compare, curve, detect_axis, parse_probs,
 from gradscope.errors import GradscopeError
 from gradscope.scenario import load_scenario
 
+from .conftest import REPO
+
 runner = CliRunner()
 
 
@@ -133,7 +135,8 @@ def test_cli_compare_errors_and_formats(tmp_path):
 
 
 def test_compare_scenario_files():
-    r = runner.invoke(app, ["compare", "scenarios/relu-xavier.yaml", "scenarios/relu-he.yaml", "--seeds", "2",
+    r = runner.invoke(app, ["compare", str(REPO / "scenarios/relu-xavier.yaml"), str(REPO / "scenarios/relu-he.yaml"),
+                            "--seeds", "2",
                             "--set", "network.depth=10", "--format", "json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)

@@ -1,11 +1,12 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gradscope
 from gradscope.diagnostics import CODES
+
+from .conftest import REPO
 
 
 def _run(**net):
@@ -114,6 +115,6 @@ def test_statistics_are_the_ensemble_summaries_of_the_per_seed_values():
 
 
 def test_every_finding_code_is_documented_in_the_readme():
-    readme = Path("README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     for code in CODES:
         assert f"`{code}`" in readme, code

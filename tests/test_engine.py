@@ -6,7 +6,7 @@ from gradscope.engine import draw_data, init_params, loss_target, run_pass
 from gradscope.losses import LOSSES
 from gradscope.scenario import load_scenario
 
-from .conftest import small
+from .conftest import REPO, small
 
 
 def _setup(sc):
@@ -80,7 +80,7 @@ def test_end_to_end_float32():
 
 def test_scalar_chain_matches_the_seeds_derivation():
     # ŷ = F(F(X w1) w2) w3, L = (ŷ - y)²: grad1 = 2(ŷ - y) · w3 · f(F(X w1) w2) · w2 · f(X w1) · X
-    sc = load_scenario("scenarios/scalar-chain.yaml")
+    sc = load_scenario(REPO / "scenarios/scalar-chain.yaml")
     params, x, t = _setup(sc)
     p = run_pass(sc, params, x, t)
     w1, w2, w3 = (W[:, 0, 0] for W in params.W)

@@ -285,3 +285,44 @@ def test_no_warning_output_on_extreme_valid_scenarios():
             "    json.loads(to_json(r.to_dict()))\n")
     p = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stderr == "", p.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- defaults in one place
+
+
+def test_optimizer_defaults_come_from_the_registry(monkeypatch):
+    from dataclasses import replace
+
+    from gradscope.catalog import catalog
+    from gradscope.optimizers import OPTIMIZERS
+
+    listed = {o["name"]: o["params"] for o in catalog()["optimizers"]}
+    for name in ("sgd", "momentum", "adam"):
+        train = load_scenario(small(train={"optimizer": name, "steps": 2})).train
+        for key, spec in listed[name].items():
+            assert train[key] == spec["default"], (name, key)
+    assert load_scenario(small(train={"optimizer": "adam"})).train["lr"] == 1e-3  # was 0.1
+    # the scenario reads the registry at load time: change the entry, the default follows
+    adam = OPTIMIZERS.get("adam")
+    params = tuple(replace(p, default=0.0042) if p.name == "lr" else p for p in adam.params)
+    monkeypatch.setitem(OPTIMIZERS._entries, "adam", replace(adam, params=params))
+    assert load_scenario(small(train={"optimizer": "adam"})).train["lr"] == 0.0042
+
+
+def test_adam_without_lr_trains_at_the_listed_rate():
+    report = gradscope.run(small(train={"optimizer": "adam", "steps": 2, "train_size": 8, "holdout": 8}))
+    assert report.to_dict()["training"]["lr"] == 1e-3
+
+
+def test_a_hyperparameter_the_optimizer_lacks_is_refused():
+    refused(small(train={"optimizer": "adam", "momentum": 0.9}), "train.momentum", "adam optimizer has no momentum")
+    refused(small(train={"optimizer": "sgd", "beta1": 0.9}), "train.beta1")
+    sc = load_scenario(small(train={"optimizer": "momentum", "momentum": 0.5}))
+    assert load_scenario(sc.to_dict()).train == sc.train
+
+
+def test_schema_states_each_optimizers_default():
+    from gradscope.schema import scenario_schema
+
+    lr = scenario_schema()["properties"]["train"]["anyOf"][0]["properties"]["lr"]
+    assert "adam 0.001" in lr["description"] and "sgd 0.1" in lr["description"]
