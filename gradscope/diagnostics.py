@@ -47,6 +47,7 @@ DEAD_FINDING_FRACTION = 0.1   # dead-units is reported from this median fraction
 THEORY_GAP = 0.02             # measured vs predicted backward factor: a caveat states a larger relative gap
 RATIO_DISAGREEMENT = 10.0     # δ ratio and weight-gradient ratio this far apart: the forward signal explains it
 FORWARD_RATIO_LOW, FORWARD_RATIO_HIGH = 1e-2, 1e2  # forward-collapse / -explosion: last/first hidden z std
+CHI1_CRITICAL_BAND = (0.9, 1.1)  # an init whose χ₁ is in this band is "at the critical σ_w²" for the remedies
 NON_CENTERED_RATIO = 0.5      # non-centered-inputs: median over features of |mean|/std above this
 
 # Stable finding codes (README lists them).
@@ -496,7 +497,7 @@ def _scenario_act(scenario: Scenario) -> tuple[str, dict[str, Any]]:
     return (comp.name, dict(comp.params)) if comp else ("identity", {})
 
 
-def _remedy_vanishing(scenario: Scenario, acts: set[str], crit: float | None) -> str:
+def _remedy_vanishing(scenario: Scenario, acts: set[str], crit: float | None, chi1: float | None = None) -> str:
     init = scenario.init.name
     act, act_params = _scenario_act(scenario)
     if acts & {"sigmoid"}:
@@ -512,8 +513,17 @@ def _remedy_vanishing(scenario: Scenario, acts: set[str], crit: float | None) ->
             candidates, why = ("xavier_uniform",), ""
         else:
             candidates, why = ("xavier_uniform", "he_normal"), ""
-        return (f"raise the init variance toward the critical σ_w² instead of {init}{why}"
-                + _init_advice(scenario, act, act_params, candidates, crit))
+        advice = _init_advice(scenario, act, act_params, candidates, crit)
+        if chi1 is None and init not in ("orthogonal", "zeros", "constant"):  # theory withheld: the weights' own χ₁
+            own = _init_chi1(scenario, act, act_params, init, dict(scenario.init.params))
+            chi1 = own[1] if own else None
+        if chi1 is not None and CHI1_CRITICAL_BAND[0] <= chi1 <= CHI1_CRITICAL_BAND[1]:
+            return (f"the init is already near the critical σ_w² ({init}: χ₁ = {_fmt(chi1)}), so a different init "
+                    "will not help: the gradient is lost elsewhere — see the dead-units and saturated-units "
+                    "findings (biases that switch units off, inputs that saturate them), or use fewer layers")
+        if chi1 is not None and chi1 > CHI1_CRITICAL_BAND[1]:
+            return f"lower the init variance toward the critical σ_w² instead of {init}" + advice
+        return f"raise the init variance toward the critical σ_w² instead of {init}{why}" + advice
     return "use an init whose σ_w² makes χ₁ ≈ 1 for each layer's activation (he_normal for ReLU, xavier for tanh), " \
            "or fewer layers"
 
@@ -585,7 +595,7 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         out.append(Finding("vanishing-gradient", "error", tuple(lay.layer for lay in van),
                            f"{_ranges([lay.layer for lay in van])} below the vanishing ratio "
                            f"{_fmt(diag['vanishing_ratio'])}: " + "; ".join(cause),
-                           _remedy_vanishing(scenario, act_names, crit)))
+                           _remedy_vanishing(scenario, act_names, crit, chi1)))
     if exp:
         sw2 = summary.theory.get("sigma_w2")
         std_txt = ""
@@ -641,8 +651,9 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         elif cos > 0.8 and frac <= diag["dead_threshold"]:
             out.append(Finding("dead-units", "info", tuple(lay.layer for lay in dead),
                                f"{where}; the samples reaching layer {worst.layer} are nearly collinear (mean cosine "
-                               f"{_fmt(cos)}), so each unit is on or off for all of them at once: correlations grow "
-                               "with depth in ReLU nets, the units are alive for other inputs",
+                               f"{_fmt(cos)}), so each unit is on or off for all of them at once (correlations grow "
+                               "with depth in ReLU nets): a unit off for this batch is not shown to be off for "
+                               "other inputs",
                                "usually harmless at initialization; if it matters use fewer layers, residual "
                                "connections, or leaky_relu/gelu"))
         else:

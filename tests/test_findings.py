@@ -204,6 +204,13 @@ def test_dead_units_numbers_and_remedy(tmp_path):
     _has(f.message, 100 * dead[worst])
     _has(f.message, float(np.mean(b[worst - 1])))
     assert "leaky_relu" in f.hint
+    # he_normal is already critical: the vanishing remedy must not send the user to another init
+    deep = gradscope.run({"seeds": 8, "network": {"input_dim": 32, "depth": 6, "width": 64, "output_dim": 10, **net},
+                          "data": {"kind": "gaussian", "batch_size": 64}})
+    van = _finding(deep, "vanishing-gradient")
+    assert "already near the critical σ_w²" in van.hint
+    assert f"χ₁ = {_fmt(mean_field('relu', 2.0, 0.0).chi1)}" in van.hint
+    assert "raise the init variance" not in van.hint
     fixed = gradscope.run(_sc(net, overrides=["network.activation=leaky_relu"]))
     assert "dead-units" not in _codes(fixed) and fixed.summary.verdict != "dead"
 
