@@ -47,7 +47,8 @@ def map_ordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: in
     """Yield fn(*task) for each task, in task order, each as soon as it and all earlier ones are done.
 
     `fn` must be a module-level function and tasks and results picklable when jobs > 1. An exception in
-    a task is raised here, at its position; Ctrl-C cancels the tasks not started yet.
+    a task is raised here, at its position; a worker that dies (killed, out of memory) raises GradscopeError;
+    Ctrl-C cancels the tasks not started yet.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -57,13 +58,20 @@ def map_ordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: in
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
     try:
         with _single_thread_blas_env():  # every worker is spawned while the variables are set
             futures = [pool.submit(fn, *task) for task in tasks]
         for fut in futures:
-            yield fut.result()
+            try:
+                yield fut.result()
+            except BrokenProcessPool:
+                from .errors import GradscopeError
+
+                raise GradscopeError(f"a worker process died (killed, or out of memory?) while running {len(tasks)} "
+                                     "tasks; run again with --jobs 1 to see which one fails") from None
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise

@@ -362,3 +362,12 @@ def test_shell_completion_of_set_keys_values_and_registry_names():
     assert _complete("gradscope compare xav", "bash").split() == ["xavier_normal", "xavier_uniform"]
     r = runner.invoke(app, ["--show-completion", "bash"], prog_name="gradscope")
     assert r.exit_code == 0 and "_GRADSCOPE_COMPLETE=complete_bash" in r.stdout
+
+
+def test_a_dead_worker_is_an_error_message_not_a_traceback():
+    import os
+
+    from gradscope.errors import GradscopeError
+
+    with pytest.raises(GradscopeError, match="worker process died"):
+        list(map_ordered(os._exit, [(3,), (3,)], jobs=2))
