@@ -289,7 +289,10 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
     from .scenario import parse_override
 
     with _errors():
+        n_jobs = max(1, min(jobs or default_jobs(len(scenarios)), len(scenarios)))
         limit = parse_size(max_memory)
+        if max_memory.strip().lower() == "auto" and n_jobs > 1:  # shared by the workers running at once
+            limit //= n_jobs
         plots = _plot_paths(plot)
         overrides = list(set_ or [])
         for text in overrides:  # a bad --set is one error, not one per scenario
@@ -310,7 +313,7 @@ def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files t
         t0 = time.perf_counter()
         outcomes: list[ci.Outcome] = []
         results = []
-        for outcome in map_ordered(ci.check_one, tasks, jobs or default_jobs(len(tasks))):
+        for outcome in map_ordered(ci.check_one, tasks, n_jobs):
             result = ci.compare_baseline(outcome, base, tol) if base is not None else outcome.result
             outcomes.append(outcome)
             results.append(result)
