@@ -6,6 +6,8 @@ neither of them, so data flows one way.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import __version__
@@ -30,5 +32,18 @@ def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
                  keep_dW=None if keep_gradients else (1,))
     with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
         d = diagnose(scenario, params, p, update_ratio=update_ratio)
+    jac, jac_findings = _jacobian(scenario, params, p)
     return RunReport(version=__version__, scenario=scenario.to_dict(), summary=d.summary, layers=tuple(d.layers),
-                     findings=tuple(d.findings), label=label, arrays=(params, p), per_seed=d.per_seed)
+                     findings=tuple(d.findings) + tuple(jac_findings), label=label, arrays=(params, p),
+                     per_seed=d.per_seed, jacobian=jac)
+
+
+def _jacobian(scenario: Scenario, params: Params, p: Any) -> tuple[Any, list[Any]]:
+    """The Jacobian analysis of the pass when the scenario asks for it (analysis.jacobian or --jacobian)."""
+    from . import jacobian
+
+    opts = jacobian.options(scenario)
+    if opts is None:
+        return None, []
+    rep = jacobian.analyze_jacobian(scenario, params, p.z, p.a, p.x, samples=opts["samples"], at=opts["at"])
+    return rep, jacobian.findings(scenario, rep)

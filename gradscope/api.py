@@ -26,17 +26,25 @@ def _as_scenario(scenario: Scenario | str | Path | dict[str, Any] | None) -> Sce
 
 def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         max_memory: int | None = DEFAULT_MAX_MEMORY, label: str | None = None,
-        progress: Callable[[int, int], None] | None = None, keep_gradients: bool = True) -> RunReport:
+        progress: Callable[[int, int], None] | None = None, keep_gradients: bool = True,
+        jacobian: bool | dict[str, Any] | None = None) -> RunReport:
     """Analyze one scenario at initialization (and, with a `train:` block, over training).
 
     `progress(steps done, total steps)` is called after every training step (training runs only).
     max_memory: refuse scenarios whose arrays need more bytes (None: half of the memory available).
     keep_gradients=False reduces every weight gradient to its statistics as backward produces it and
-    keeps only layer 1's: the report's arrays then hold no dW for save_arrays (the CLI without --save-arrays)."""
+    keeps only layer 1's: the report's arrays then hold no dW for save_arrays (the CLI without --save-arrays).
+    `jacobian=True` (or {"samples": 8, "at": "logits"}) adds the input–output Jacobian spectrum, as
+    `analysis: {jacobian: ...}` in the scenario does; an `expect.jacobian_verdict` switches it on too."""
     sc = _as_scenario(scenario)
     if max_memory is None:
         max_memory = default_max_memory()
+    if jacobian is not None or (sc.expect or {}).get("jacobian_verdict") is not None:
+        from .jacobian import enable
+
+        sc = enable(sc, **(jacobian if isinstance(jacobian, dict) else {})) if jacobian is not False else sc
     check_memory(sc, max_memory)
+    _check_jacobian_memory(sc, max_memory)
     with limit_blas(blas_threads(largest_gemm(sc, _largest_batch(sc)))):
         if sc.train is not None:
             from .training import train
@@ -45,6 +53,20 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         data = draw_data(sc)
         params = init_params(sc)
         return analyze(sc, params, data.x, loss_target(sc, data), label=label, keep_gradients=keep_gradients)
+
+
+def _check_jacobian_memory(sc: Scenario, max_memory: int) -> None:
+    from .engine import _human
+    from .jacobian import jacobian_bytes, options
+
+    opts = options(sc)
+    if opts is None:
+        return
+    need = jacobian_bytes(sc, opts["samples"], opts["at"])
+    if need > max_memory:
+        raise GradscopeError(f"{sc.source}: the Jacobian analysis needs about {_human(need)} (seeds={sc.seeds}, "
+                             f"samples={opts['samples']}, layer sizes {list(sc.sizes)}), over the "
+                             f"{_human(max_memory)} limit. Use fewer samples or seeds, or raise --max-memory.")
 
 
 def _largest_batch(sc: Scenario) -> int:
@@ -74,6 +96,8 @@ def save_arrays(report: RunReport, path: str | Path) -> None:
         if params.b is not None and p.db is not None:
             out[f"b{l}"] = params.b[l - 1]
             out[f"db{l}"] = p.db[l - 1]
+    if report.jacobian is not None:
+        out["jacobian_sv"] = report.jacobian.sv
     try:
         with open(path, "wb") as fh:
             np.savez(fh, **out)

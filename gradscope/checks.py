@@ -135,6 +135,11 @@ def evaluate_failures(report: RunReport, expect: dict[str, Any] | None) -> list[
         errors = [f.code for f in report.findings if f.severity == "error" and f.code not in allowed]
         if errors and verdict == "healthy":
             failures.append(Failure(None, f"error findings: {', '.join(errors)}"))
+    if "jacobian_verdict" in expect:
+        jv = report.jacobian.verdict if report.jacobian is not None else "not analysed"
+        if jv not in expect["jacobian_verdict"]:
+            failures.append(Failure(("expect", "jacobian_verdict"), f"Jacobian verdict is {jv}, expected "
+                                    f"{' or '.join(expect['jacobian_verdict'])}"))
     if s.verdict in expect.get("not_verdict", []):
         failures.append(Failure(("expect", "not_verdict"), f"verdict is {s.verdict}, which the scenario rules out"))
     _bound(failures, "gradient spread", s.gradient_spread, expect.get("min_gradient_spread"),

@@ -130,6 +130,10 @@ TrainOpt = Annotated[int | None, typer.Option("--train-steps", min=1, help="Trai
                                               "overrides the train: block).")]
 
 
+JacobianOpt = Annotated[bool, typer.Option("--jacobian", help="Also analyze the input–output Jacobian's singular "
+                                           "values (as analysis: {jacobian: {...}} in the file).")]
+
+
 def _width(output: Path | None) -> int:
     from .render import make_console
 
@@ -201,7 +205,7 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
         save_arrays: Annotated[Path | None, typer.Option(
             "--save-arrays", help="Write x, y, W{l}, b{l}, dW{l}, db{l}, loss to FILE.npz.")] = None,
         train_steps: TrainOpt = None, max_memory: MaxMemOpt = "auto", no_color: NoColorOpt = False,
-        quiet: QuietOpt = False, plot: PlotOpt = None) -> None:
+        quiet: QuietOpt = False, plot: PlotOpt = None, jacobian: JacobianOpt = False) -> None:
     """Analyze one scenario: per-layer gradient table, verdict and findings.
 
     Exits 1 when the scenario has an expect: block that is not met.
@@ -219,7 +223,7 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
         sc = _load(scenario, set_, seed, seeds, train_steps)
         with render.progress_bar(f"training {sc.name}", enabled=None if sc.train else False) as progress:
             report = api.run(sc, max_memory=parse_size(max_memory), progress=progress,
-                             keep_gradients=save_arrays is not None)
+                             keep_gradients=save_arrays is not None, jacobian=jacobian or None)
         if save_arrays is not None:
             api.save_arrays(report, save_arrays)
         if plots:
@@ -383,7 +387,7 @@ def compare(variants: Annotated[list[str], typer.Argument(
                 "--save-arrays", help="Write each variant's arrays to FILE-<label>.npz (keys as for run).")]
             = None,
             max_memory: MaxMemOpt = "auto", no_color: NoColorOpt = False, quiet: QuietOpt = False,
-            plot: PlotOpt = None) -> None:
+            plot: PlotOpt = None, jacobian: JacobianOpt = False) -> None:
     """Compare variants of one scenario along one axis, side by side.
 
     \b
@@ -404,7 +408,7 @@ def compare(variants: Annotated[list[str], typer.Argument(
                                  enabled=None if train is not None else False) as progress:
             cmp = run_compare(scenario, variants, axis=axis, overrides=list(set_ or []), seed=seed, seeds=seeds,
                               probs=vectors, target=target, train_steps=train, max_memory=parse_size(max_memory),
-                              progress=progress)
+                              progress=progress, jacobian=jacobian or None)
         if curve_csv is not None:
             if cmp.curve is None:
                 raise GradscopeError("--curve-csv needs a comparison of losses")

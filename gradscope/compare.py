@@ -276,7 +276,7 @@ def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: S
             axis: str | None = None, overrides: Sequence[str] = (), seed: int | None = None,
             seeds: int | None = None, probs: Sequence[Sequence[float]] | None = None, target: int = 0,
             train_steps: int | None = None, max_memory: int = 2 * 2**30,
-            progress: Callable[[int, int], None] | None = None) -> Comparison:
+            progress: Callable[[int, int], None] | None = None, jacobian: bool | None = None) -> Comparison:
     """Run every variant of `scenario` (None = the bundled classification scenario) along one axis.
 
     `progress(steps done, total steps)` counts the training steps of all variants together."""
@@ -306,7 +306,7 @@ def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: S
         if progress is not None and sc.train is not None:
             def step_of(step: int, _steps: int, offset: int = done) -> None:
                 progress(offset + step, total)
-        reports.append(run(sc, max_memory=max_memory, label=name, progress=step_of))
+        reports.append(run(sc, max_memory=max_memory, label=name, progress=step_of, jacobian=jacobian))
         done += sc.train["steps"] if sc.train is not None else 0
     notes: list[str] = []
     crv = None

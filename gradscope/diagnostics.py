@@ -63,6 +63,8 @@ CODES = {
     "forward-collapse": "the forward signal shrinks layer by layer",
     "forward-explosion": "the forward signal grows layer by layer",
     "symmetric-init": "constant initialization: all units of a layer stay identical",
+    "broad-jacobian-spectrum": "input–output Jacobian: mean σ² near 1 but the singular values spread widely",
+    "degenerate-jacobian": "input–output Jacobian: rank-deficient (numerically zero singular values)",
     "update-ratio": "the optimizer's first step ‖ΔW‖/‖W‖ far from the 1e-3 guide",
     "gradient-fade": "training: layer 1's gradient fell far more than the output layer's",
     "loss-plateau": "training: the held-out loss stopped improving",

@@ -325,8 +325,77 @@ def run_renderable(report: RunReport, *, quiet: bool = False, width: int = 160) 
              strip_table(report), Text(""), hanging(verdict_text(report), width, 2)]
     if report.history:
         parts += [Text(""), training_table(report, width), Text(""), hanging(training_text(report), width, 2)]
+    if report.jacobian is not None:
+        parts += [Text(""), hanging(jacobian_text(report.jacobian.summary), width, 2), Text(""),
+                  jacobian_histogram(report.jacobian.sv, width, report.jacobian.summary.get("rounding_floor"))]
     parts += [Text(""), findings_text(report, width)]
     return Group(*parts)
+
+
+JACOBIAN_STYLE = {"isometric": "green", "broad": "yellow", "degenerate": "magenta"}
+HIST_ROWS = 14   # at most this many bins, each the narrowest of HIST_STEPS (decades) that fits the spectrum
+HIST_STEPS = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+
+
+def jacobian_text(j: dict[str, Any]) -> Text:
+    """The Jacobian paragraph: verdict and why, quantiles, mean and variance of σ² against theory."""
+    t = Text()
+    t.append("Jacobian: ", style="bold")
+    t.append(j["verdict"].upper(), style="bold " + JACOBIAN_STYLE.get(j["verdict"], ""))
+    wrt = "a" if j["at"] == "last_hidden" else "z"
+    t.append(f" — J = ∂{wrt}_{j['layer']}/∂x ({j['d_in']}×{j['n_out']}, k = {j['k']} singular values) at "
+             f"{j['samples']} samples × {j['seeds']} seeds: {one_exponent_style(j['reason'])}")
+    q = j["singular_values"]
+    t.append(f"\n  singular values: min {fmt(q['min'])}, q10 {fmt(q['q10'])}, median {fmt(q['median'])}, q90 "
+             f"{fmt(q['q90'])}, max {fmt(q['max'])}; condition number {fmt(j['condition_number']['median'])} "
+             f"(median); {pct(j['near_one_fraction'])} within a factor 2 of 1")
+    t.append(f"\n  mean σ² {fmt(j['mean_sv2'])}, predicted {fmt(j['predicted_mean_sv2'])} (Π χ_l = "
+             f"{fmt(j['chi_product'])}" + (f" × n/k = {fmt(j['width_factor'])}" if j["width_factor"] != 1 else "")
+             + f"); Var(λ of JJᵀ) {fmt(j['var_eig'])}, predicted {fmt(j['predicted_var_eig'])}")
+    if j["predicted_var_eig"] is None:
+        t.append(f" ({j['var_model']})", style="dim")
+    if j.get("below_rounding"):
+        t.append(f"\n  {pct(j['below_rounding'])} of the singular values lie below the float rounding floor "
+                 f"(≈ {fmt(j['rounding_floor'])}): their values are noise, only their smallness is measured")
+    if j.get("zero_fraction"):
+        t.append(f"\n  {pct(j['zero_fraction'])} exactly zero (rank as low as {j['rank']['min']} of {j['k']})")
+    return t
+
+
+def jacobian_histogram(sv: Any, width: int = 160, floor: float | None = None) -> Table:
+    """Counts of the singular values (all seeds and samples) in log₁₀ bins; zeros, values below the float
+    rounding floor (max(d_in, n)·eps·σ_max: not resolvable) and non-finite ones counted apart."""
+    import numpy as np
+
+    v = np.asarray(sv, dtype=np.float64).ravel()
+    finite = v[np.isfinite(v)]
+    low = int(((finite > 0) & (finite < floor)).sum()) if floor else 0
+    pos = finite[(finite > 0) & (finite >= (floor or 0.0))]
+    rows: list[tuple[str, int, bool]] = []
+    if low:
+        rows.append((f"< {fmt(floor, 2)} (rounding)", low, False))
+    if pos.size:
+        lo_d, hi_d = math.log10(pos.min()), math.log10(pos.max())
+        step = next((st for st in HIST_STEPS if (hi_d - lo_d) / st <= HIST_ROWS - 1), HIST_STEPS[-1])
+        lo, hi = math.floor(lo_d / step) * step, (math.floor(hi_d / step) + 1) * step
+        edges = np.arange(round((hi - lo) / step) + 1) * step + lo
+        counts, _ = np.histogram(np.log10(pos), bins=edges)
+        for a, b, c in zip(edges[:-1], edges[1:], counts, strict=True):
+            rows.append((f"[{fmt(10.0 ** a, 2)}, {fmt(10.0 ** b, 2)})", int(c), a <= 1e-12 and b > 1e-12))
+    zeros, bad = int((finite == 0).sum()), int(v.size - finite.size)
+    rows += [("= 0", zeros, False)] if zeros else []
+    rows += [("NaN/Inf", bad, False)] if bad else []
+    most = max((c for _, c, _ in rows), default=1) or 1
+    bar_w = max(10, min(40, width - 40))
+    table = Table(title=f"σ of J, log bins ({v.size} values; ◀ holds 1)", title_justify="left",
+                  box=None, pad_edge=False, header_style="bold", collapse_padding=True)
+    table.add_column("σ in", justify="right", no_wrap=True)
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for label, c, one in rows:
+        bar = "█" * round(bar_w * c / most) or ("▏" if c else "")
+        table.add_row(label, str(c), Text(bar + (" ◀ 1" if one else ""), style="green" if one else "cyan"))
+    return table
 
 
 def run_markdown(report: RunReport) -> str:
@@ -555,6 +624,12 @@ def compare_verdicts(cmp: Any) -> Text:
                  f"‖∂L/∂W‖ {fmt(r.layers[-1].median('weight_grad_norm'))}")
         if s.chi1 is not None:
             t.append(f", χ₁ {fmt(s.chi1)}")
+        if r.jacobian is not None:
+            j = r.jacobian.summary
+            t.append("; Jacobian ")
+            t.append(j["verdict"], style="bold " + JACOBIAN_STYLE.get(j["verdict"], ""))
+            t.append(f" (σ q10–q90 {fmt(j['singular_values']['q10'])}–{fmt(j['singular_values']['q90'])}, "
+                     f"mean σ² {fmt(j['mean_sv2'])}, {pct(j['near_one_fraction'])} within 2× of 1)")
     return t
 
 

@@ -147,6 +147,7 @@ class RunReport:
     arrays: Any = field(default=None, compare=False, repr=False)
     per_seed: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
     trace: Any = field(default=None, compare=False, repr=False)   # training.Trace: per-seed training arrays
+    jacobian: Any = None   # a jacobian.JacobianReport when the Jacobian analysis ran
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -159,4 +160,6 @@ class RunReport:
             out["history"] = list(self.history)
         if self.training is not None:
             out["training"] = self.training
+        if self.jacobian is not None:
+            out["jacobian"] = self.jacobian.to_dict()
         return out

@@ -74,6 +74,7 @@ TOP_KEYS: dict[str, Key] = {
     "train": Key("mapping", None, "optional: train and record gradient flow over steps", nullable=True),
     "diagnostics": Key("mapping", None, "thresholds of the verdicts"),
     "expect": Key("mapping", None, "optional: what `gradscope check` asserts", nullable=True),
+    "analysis": Key("mapping", None, "optional analyses: {jacobian: {samples: 8, at: last_hidden}}", nullable=True),
 }
 
 NETWORK_KEYS: dict[str, Key] = {
@@ -144,6 +145,8 @@ EXPECT_KEYS: dict[str, Key] = {
     "min_gradient_spread": Key("float", None, "lower bound on summary.gradient_spread", minimum=0.0),
     "findings": Key("list[str]", None, "finding codes that must be reported"),
     "no_findings": Key("list[str]", None, "finding codes that must not be reported"),
+    "jacobian_verdict": Key("list[str]", None, "expected Jacobian verdict(s) (runs the Jacobian analysis)",
+                            choices=("isometric", "broad", "degenerate")),
     "layers": Key("list[mapping]", None, "per-layer bounds: {layer: 1, min_gradient_ratio: ..., ...}"),
     "allow": Key("list[mapping]", None, "findings accepted on purpose: [{code: dead-units, reason: \"...\"}]; "
                  "they do not fail the check, which prints the reason"),
@@ -156,6 +159,17 @@ EXPECT_KEYS: dict[str, Key] = {
                                  minimum=0, maximum=MAX_STEPS),
     "min_steps_to_accuracy": Key("int", None, "90% held-out accuracy not reached before this step (training)",
                                  minimum=0, maximum=MAX_STEPS),
+}
+
+ANALYSIS_KEYS: dict[str, Key] = {
+    "jacobian": Key("mapping", None, "input–output Jacobian spectrum (as --jacobian)", nullable=True),
+}
+
+JACOBIAN_KEYS: dict[str, Key] = {
+    "samples": Key("int", 8, "samples (the first of the batch) whose Jacobian is computed", minimum=1,
+                   maximum=1024),
+    "at": Key("str", "last_hidden", "J of the last hidden layer's output or of the logits, w.r.t. the input",
+              choices=("last_hidden", "logits")),
 }
 
 EXPECT_ALLOW_KEYS: dict[str, Key] = {
@@ -213,6 +227,7 @@ class Scenario:
     diagnostics: Mapping[str, Any]
     expect: Mapping[str, Any] | None
     source: str = "<scenario>"
+    analysis: Mapping[str, Any] | None = None
 
     @property
     def depth(self) -> int:
@@ -254,6 +269,7 @@ class Scenario:
             "train": dict(self.train) if self.train is not None else None,
             "diagnostics": dict(self.diagnostics),
             "expect": copy.deepcopy(dict(self.expect)) if self.expect is not None else None,
+            **({"analysis": copy.deepcopy(dict(self.analysis))} if self.analysis is not None else {}),
         }
 
 
@@ -759,12 +775,32 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     if diagnostics["vanishing_ratio"] >= diagnostics["exploding_ratio"]:
         raise v.fail(("diagnostics", "vanishing_ratio"), "must be below diagnostics.exploding_ratio")
     expect = _validate_expect(v, top.get("expect")) if top.get("expect") is not None else None
+    analysis = _validate_analysis(v, top.get("analysis"), batch_size, len(sizes) - 2)
 
     return Scenario(name=name, description=scalars["description"] or "", seed=scalars["seed"],
                     seeds=scalars["seeds"], dtype=scalars["dtype"], sizes=tuple(sizes), activations=acts,
                     output_activation=head, bias=net["bias"], init=init, bias_init=bias_init, loss=loss,
                     data=Component(kind, dparams), batch_size=batch_size, center=center, train=train,
-                    diagnostics=diagnostics, expect=expect, source=source)
+                    diagnostics=diagnostics, expect=expect, source=source, analysis=analysis)
+
+
+def _validate_analysis(v: _Validator, raw: Any, batch_size: int, depth: int) -> dict | None:
+    """analysis: {jacobian: {samples, at}}; `jacobian: {}` (or null) switches it on with the defaults."""
+    if raw is None:
+        return None
+    m = v.mapping(raw, ("analysis",), ANALYSIS_KEYS, "analysis")
+    out: dict[str, Any] = {}
+    if "jacobian" in m:
+        jm = v.mapping(m["jacobian"], ("analysis", "jacobian"), JACOBIAN_KEYS, "analysis.jacobian")
+        jac = {k: v.scalar(jm.get(k, spec.default), ("analysis", "jacobian", k), spec)
+               for k, spec in JACOBIAN_KEYS.items()}
+        if jac["samples"] > batch_size:
+            raise v.fail(("analysis", "jacobian", "samples"), f"{jac['samples']} samples, but data.batch_size is "
+                         f"{batch_size}: the Jacobian is taken at samples of the batch")
+        if jac["at"] == "last_hidden" and depth == 0:
+            raise v.fail(("analysis", "jacobian", "at"), "the network has no hidden layer: use at: logits")
+        out["jacobian"] = jac
+    return out
 
 
 def _optimizer_hyperparameters(v: _Validator, train: dict) -> None:

@@ -11,11 +11,13 @@ from .inits import BIAS_SCHEMES, INITS
 from .losses import LOSSES
 from .registry import Param, Registry
 from .scenario import (
+    ANALYSIS_KEYS,
     DATA_KEYS,
     DIAGNOSTICS_KEYS,
     EXPECT_ALLOW_KEYS,
     EXPECT_KEYS,
     EXPECT_LAYER_KEYS,
+    JACOBIAN_KEYS,
     NETWORK_KEYS,
     TOP_KEYS,
     TRAIN_KEYS,
@@ -130,6 +132,9 @@ def scenario_schema() -> dict[str, Any]:
         "train": {"anyOf": [_section(TRAIN_KEYS), {"type": "null"}], "description": TOP_KEYS["train"].help},
         "diagnostics": _section(DIAGNOSTICS_KEYS),
         "expect": {"anyOf": [expect, {"type": "null"}], "description": TOP_KEYS["expect"].help},
+        "analysis": {"anyOf": [_section(ANALYSIS_KEYS, {"jacobian": {
+            "anyOf": [_section(JACOBIAN_KEYS), {"type": "null"}], "description": ANALYSIS_KEYS["jacobian"].help}}),
+            {"type": "null"}], "description": TOP_KEYS["analysis"].help},
     })
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"https://gradscope.dev/schema/scenario-{__version__}.json",
