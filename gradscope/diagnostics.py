@@ -381,7 +381,9 @@ def _theory_disagreement(scenario: Scenario, p: Pass, layers: list[LayerReport],
         cause = (f"φ'(z) is exactly 0 in {p.z[0].dtype} for {_fmt(100 * found[0])}% of the hidden unit-samples "
                  "(saturation underflow), and δ is exactly 0 below any layer where all of a sample's units have "
                  "φ' = 0" if found else "δ is exactly 0 there")
-        pred_txt = f"mean-field χ₁ = {_fmt(chi1)} predicts {'growth' if chi1 > 1 else 'decay'}, " if chi1 else ""
+        pred_txt = f"mean-field χ₁ = {_fmt(chi1)} predicts {_chi1_trend(chi1)}, " if chi1 else ""
+        if not np.any(p.x):
+            cause = _ZERO_INPUT
         out.append(f"{_ranges(zero)} get exactly zero gradient: {pred_txt}{cause}; the theory's Gaussian average "
                    "does not describe exact zeros of finite-precision arithmetic")
         return out
@@ -571,13 +573,14 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
     gain_txt = (f"; each layer multiplies ‖δ‖ by {_fmt(gain)} on the way back (geometric mean)"
                 if gain is not None and math.isfinite(gain) and gain > 0 else "")
     chi_txt = f"; mean-field χ₁ = {_fmt(chi1)} predicts a factor √χ₁ = {_fmt(math.sqrt(chi1))}" if chi1 else ""
-    if zero and chi1 and chi1 > 1:
-        chi_txt = (f"; mean-field χ₁ = {_fmt(chi1)} predicts growth, but it averages over the rare unsaturated "
-                   "units and does not describe these exact zeros (see the note under mean-field)")
+    if zero and chi1 and chi1 >= CHI1_CRITICAL_BAND[0]:
+        chi_txt = (f"; mean-field χ₁ = {_fmt(chi1)} predicts {_chi1_trend(chi1)}, but its Gaussian average does "
+                   "not describe these exact zeros (see the note under mean-field)")
     crit = summary.theory.get("critical_sigma_w2")
     if van:
-        cause = [f"layer 1 gets {_fmt(ratio1)} of the output layer's weight gradient and its δ is "
-                 f"{_fmt(dratio1)} of the output's{gain_txt}{chi_txt}"]
+        got = (f"layer 1 gets {_fmt(ratio1)} of the output layer's weight gradient" if ratio1 is not None else
+               "layer 1's weight-gradient ratio is undefined (the output layer's weight gradient is 0 too)")
+        cause = [f"{got} and its δ is {_fmt(dratio1)} of the output's{gain_txt}{chi_txt}"]
         if zero:
             cause.insert(0, f"{_ranges(zero)} get exactly zero gradient (median over seeds)"
                          + _zero_cause(scenario, p, zero))
@@ -597,7 +600,8 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         out.append(Finding("vanishing-gradient", "error", tuple(lay.layer for lay in van),
                            f"{_ranges([lay.layer for lay in van])} below the vanishing ratio "
                            f"{_fmt(diag['vanishing_ratio'])}: " + "; ".join(cause),
-                           _remedy_vanishing(scenario, act_names, crit, chi1)))
+                           "use a batch of 2 or more samples, or data.center: false (centering one sample leaves 0)"
+                           if not np.any(p.x) else _remedy_vanishing(scenario, act_names, crit, chi1)))
     if exp:
         sw2 = summary.theory.get("sigma_w2")
         std_txt = ""
@@ -616,7 +620,9 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         out.append(Finding("exploding-gradient", "error", tuple(lay.layer for lay in exp),
                            f"{_ranges([lay.layer for lay in exp])} above the exploding ratio "
                            f"{_fmt(diag['exploding_ratio'])}: layer 1's δ is {_fmt(dratio1)}× the output's, "
-                           f"its weight gradient {_fmt(ratio1)}×{gain_txt}{chi_txt}.{std_txt}",
+                           f"its weight gradient {_fmt(ratio1)}×{gain_txt}{chi_txt}.{std_txt}"
+                           + (f" {flat[0].upper()}{flat[1:]}." if (flat := _flat_weight_gradient(p, layers, diag))
+                              else ""),
                            f"use a smaller init scale: {' or '.join(target)}{advice}, or gradient clipping while "
                            "training"))
 
@@ -788,7 +794,20 @@ def _exact_zero_derivative(scenario: Scenario, p: Pass) -> tuple[float, str, flo
     return float(np.mean(fracs)), name, (float(zs[nz[0]]) if nz.size else None)
 
 
+_ZERO_INPUT = ("the input batch is exactly 0 (data.center subtracts the batch mean: a batch of one sample becomes "
+               "0), so ∂L/∂W_1 = xᵀδ_1 = 0, and with zero biases every pre-activation is 0, where a ReLU-like "
+               "φ'(0) = 0 cuts off δ")
+
+
+def _chi1_trend(chi1: float) -> str:
+    if chi1 > CHI1_CRITICAL_BAND[1]:
+        return "growth"
+    return "decay" if chi1 < CHI1_CRITICAL_BAND[0] else "a steady gradient"
+
+
 def _zero_cause(scenario: Scenario, p: Pass, zero: list[int]) -> str:
+    if not np.any(p.x):
+        return ": " + _ZERO_INPUT
     found = _exact_zero_derivative(scenario, p)
     if found is None:
         return ""
@@ -801,11 +820,11 @@ def _zero_cause(scenario: Scenario, p: Pass, zero: list[int]) -> str:
 def _flat_weight_gradient(p: Pass, layers: list[LayerReport], diag: dict[str, Any]) -> str:
     """Why layer 1's weight gradient can stay flat while its δ vanishes (Glorot & Bengio 2010), in numbers."""
     r, d = layers[0].median("gradient_ratio"), layers[0].median("delta_ratio")
-    if len(layers) < 2 or not r or not d or r / d < RATIO_DISAGREEMENT:
+    if len(layers) < 2 or not r or not d or max(r / d, d / r) < RATIO_DISAGREEMENT:
         return ""
     fwd = Stat.of(_div(np.linalg.norm(np.asarray(p.x, dtype=np.float64)), _norm(p.a[-2], (1, 2)))).median
-    return (f"layer 1's weight gradient ({_fmt(r)} of the output layer's) does not vanish with its δ ({_fmt(d)}) "
-            "because ∂L/∂W_l = a_{l-1}ᵀ δ_l also scales with the layer's input, and the forward signal shrinks "
+    return (f"layer 1's weight gradient ({_fmt(r)} of the output layer's) does not follow its δ ({_fmt(d)}) "
+            "because ∂L/∂W_l = a_{l-1}ᵀ δ_l also scales with the layer's input, and the forward signal changes "
             f"from the input up by about the inverse factor: ‖x‖/‖a_{len(layers) - 1}‖ = {_fmt(fwd)} against "
             f"1/(δ ratio) = {_fmt(1 / d)} (median over seeds; Glorot & Bengio 2010): at this init all layers' "
             "weight gradients are similar, while the back-propagated δ is not")

@@ -221,6 +221,13 @@ def test_one_sample_cannot_show_dead_units():
     assert r.summary.verdict != "dead" and all(lay.status != "dead" for lay in r.layers)
     f = _finding(r, "dead-units")
     assert f.severity == "info" and f"at least {MIN_DEAD_SAMPLES} samples" in f.message
+    # centering a batch of one sample leaves x = 0: the gradient is exactly 0 and the finding says why
+    _, p = r.arrays
+    assert not np.any(p.x) and r.summary.verdict == "vanishing"
+    van = _finding(r, "vanishing-gradient")
+    assert "input batch is exactly 0" in van.message and "data.center: false" in van.hint
+    uncentered = gradscope.run(_sc(net, batch=1, overrides=["data.center=false"]))
+    assert uncentered.summary.verdict != "vanishing" and uncentered.summary.verdict != "dead"
     _has(f.message, 0.5)
     fixed = gradscope.run(_sc(net, batch=1, overrides=[f"data.batch_size={MIN_DEAD_SAMPLES * 4}"]))
     assert fixed.summary.verdict == "healthy"
@@ -338,5 +345,10 @@ def test_extrapolation_beyond_float_range_is_null_and_said(tmp_path):
     ex = r.summary.extrapolation
     assert ex["layer1_ratio_at_depth_50"] is None and ex["layer1_log10_ratio_at_depth_50"] > 308
     json.dumps(r.to_dict(), allow_nan=False)
+    # δ explodes while ‖∂L/∂W‖ does not: the exploding finding says why, with the forward ratio recomputed
+    f = _finding(r, "exploding-gradient")
+    _, p = r.arrays
+    _has(f.message, _med(np.linalg.norm(p.x) / np.linalg.norm(p.a[-2].reshape(2, -1), axis=1)))
+    _has(f.message, 1 / _med(r.per_seed["delta_ratio1"]))
     from gradscope.render import verdict_text
     assert "beyond float range" in verdict_text(r).plain
