@@ -118,3 +118,26 @@ def test_every_finding_code_is_documented_in_the_readme():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for code in CODES:
         assert f"`{code}`" in readme, code
+
+
+def test_norms_of_finite_gradients_beyond_the_square_range_stay_finite():
+    """Entries near 1e193 have squares beyond float64: the norm is still the norm, and the verdict follows it."""
+    from gradscope.diagnostics import _norm
+
+    x = np.ones((3, 4, 5))
+    x[0] *= 1e200
+    x[1] *= 1e-200
+    x[2, 0, 0] = np.inf
+    np.testing.assert_allclose(_norm(x, (1, 2))[:2], np.sqrt(20) * np.array([1e200, 1e-200]), rtol=1e-14)
+    assert _norm(x, (1, 2))[2] == np.inf
+    r = gradscope.run({"seeds": 2, "network": {"input_dim": 8, "depth": 60, "width": 32, "activation": "relu",
+                                               "init": {"scheme": "normal", "std": 300.0}},
+                       "data": {"batch_size": 8}})
+    params, p = r.arrays
+    dW1 = p.dW[0].reshape(2, -1)
+    assert np.isfinite(dW1).all() and np.abs(dW1).max() > 1e160  # finite entries, squares overflow
+    norms = r.per_seed["weight_grad_norm1"]
+    m = np.abs(dW1).max(axis=1)
+    np.testing.assert_allclose(norms, m * np.linalg.norm(dW1 / m[:, None], axis=1), rtol=1e-12)
+    assert r.layers[0].status == "exploding" and r.summary.verdict == "exploding"
+    assert all(lay.median("gradient_ratio") is not None for lay in r.layers)
