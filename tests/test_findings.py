@@ -156,6 +156,8 @@ def test_exploding_numbers_and_remedy():
     _has(f.message, _med(r.per_seed["delta_ratio1"]))
     _has(f.message, _med(r.per_seed["gradient_ratio1"]))
     assert f"σ_w² = fan_in·Var(W) = {_fmt(64 * 1.0)}" in f.message
+    gains = np.stack([r.per_seed[f"backward_gain{l}"] for l in range(1, 9)])
+    assert f"multiplies ‖δ‖ by {_fmt(_med(np.exp(np.mean(np.log(gains), axis=0))))}" in f.message
     sw2, chi1 = _advice(f.hint, "tanh", "xavier_uniform")
     assert sw2 == _fmt(1.0) and chi1 == _fmt(mean_field("tanh", 1.0, 0.0).chi1)
     fixed = gradscope.run(_sc(net, overrides=["network.init=xavier_uniform"]))
@@ -203,6 +205,7 @@ def test_dead_units_numbers_and_remedy(tmp_path):
     worst = max(dead, key=dead.get)
     _has(f.message, 100 * dead[worst])
     _has(f.message, float(np.mean(b[worst - 1])))
+    assert f"pre-activation mean {_fmt(_med(r.per_seed[f'preact_mean{worst}']))}" in f.message
     assert "leaky_relu" in f.hint
     # he_normal is already critical: the vanishing remedy must not send the user to another init
     deep = gradscope.run({"seeds": 8, "network": {"input_dim": 32, "depth": 6, "width": 64, "output_dim": 10, **net},
@@ -274,6 +277,7 @@ def test_non_centered_inputs_state_the_measured_one_sign_fraction(tmp_path):
     _has(f.message, float(np.median(np.abs(x.mean(axis=0)) / x.std(axis=0))))
     same = ((dW1 > 0).all(axis=1) | (dW1 < 0).all(axis=1)).mean(axis=1)
     _has(f.message, 100 * _med(same))
+    assert f"{_fmt(100 * float(np.mean(x > 0)))}% of the input values are positive" in f.message
     assert 0 < _med(same) < 1  # not "all units": what was measured
     fixed = gradscope.run(gradscope.load_scenario(base, overrides=["data.center=true"]))
     assert "non-centered-inputs" not in _codes(fixed)
