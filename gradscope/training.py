@@ -90,14 +90,14 @@ class Trace:
     target_holdout: np.ndarray
 
     def batch_order(self) -> np.ndarray:
-        """(steps, batch) training-sample indices of every step's minibatch, in order."""
+        """(steps, batch) int32 training-sample indices of every step's minibatch, in order."""
         steps = int(self.steps[-1])
         n = self.train_set.x.shape[0]
         if self.batch >= n:
-            return np.broadcast_to(np.arange(n), (steps, n)).copy()
+            return np.broadcast_to(np.arange(n, dtype=np.int32), (steps, n)).copy()
         per_epoch = n // self.batch
         rows = [perm[i * self.batch:(i + 1) * self.batch] for perm in self.permutations for i in range(per_epoch)]
-        return np.stack(rows[:steps]).astype(np.int64)
+        return np.stack(rows[:steps]).astype(np.int32)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The npz entries a training run adds (README, Training dynamics)."""
