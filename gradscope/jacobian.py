@@ -438,3 +438,37 @@ def enable(scenario: Any, samples: int | None = None, at: str | None = None) -> 
         raise GradscopeError(f"{scenario.source}: --jacobian at the last hidden layer needs a hidden layer; "
                              "set analysis.jacobian.at: logits")
     return replace(scenario, analysis={**dict(getattr(scenario, "analysis", None) or {}), "jacobian": opts})
+
+
+# ---------------------------------------------------------------- references (for pictures)
+
+
+REFERENCE_SEEDS = 4
+REFERENCE_MAX_MACS = 2 * 10**9   # references of larger nets are left out (the figure says so)
+
+
+def reference_spectra(sizes: list[int] | tuple[int, ...], seed: int = 0) -> dict[str, Array] | None:
+    """Singular values of J for linear nets of the same layer sizes: i.i.d. Gaussian (σ_w² = 1) and
+    orthogonal weights, REFERENCE_SEEDS draws each, through the same Dense steps; None above the cost cap."""
+    from .inits import INITS
+
+    sizes = list(sizes)
+    r = min(sizes[0], sizes[-1])
+    macs = REFERENCE_SEEDS * 2 * sum(r * fi * fo for fi, fo in zip(sizes[:-1], sizes[1:], strict=True))
+    if macs > REFERENCE_MAX_MACS or len(sizes) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    out: dict[str, Array] = {}
+    ortho = INITS.get("orthogonal")
+    ctx = LayerContext("identity")
+    for name in ("gaussian", "orthogonal"):
+        steps: list[Step] = []
+        for fi, fo in zip(sizes[:-1], sizes[1:], strict=True):
+            if name == "gaussian":
+                W = rng.standard_normal((REFERENCE_SEEDS, fi, fo)) / math.sqrt(fi)
+            else:
+                W = np.stack([ortho.sample(rng, fi, fo, ctx, gain=1.0) for _ in range(REFERENCE_SEEDS)])
+            steps.append(Dense(W))
+        J = input_output_jacobian(steps, REFERENCE_SEEDS, 1, sizes[0], sizes[-1], np.float64)
+        out[name] = singular_values(J)
+    return out

@@ -332,10 +332,12 @@ def forward_panel(ax: Any, report: RunReport, notes: list[Note]) -> None:
 
 
 def run_figure(report: RunReport) -> Any:
-    """The run figure: gradient flow (left), entry distribution and forward signal (right)."""
+    """The run figure: gradient flow (left), entry distribution and forward signal (right); with a
+    Jacobian analysis, its singular-value histogram in a third column."""
+    jac = report.jacobian is not None
     with _style():
-        fig = _new_figure(13, 7.2)
-        grid = fig.add_gridspec(2, 2, width_ratios=[1.25, 1])
+        fig = _new_figure(19 if jac else 13, 7.2)
+        grid = fig.add_gridspec(2, 3 if jac else 2, width_ratios=[1.25, 1, 1] if jac else [1.25, 1])
         ax_flow = fig.add_subplot(grid[:, 0])
         ax_dist = fig.add_subplot(grid[0, 1])
         ax_fwd = fig.add_subplot(grid[1, 1])
@@ -343,9 +345,50 @@ def run_figure(report: RunReport) -> Any:
         flow_panel(ax_flow, report, notes)
         distribution_panel(ax_dist, report, notes)
         forward_panel(ax_fwd, report, notes)
+        if jac:
+            jacobian_panel(fig.add_subplot(grid[:, 2]), [report], [report.label or report.scenario["name"]])
         fig.suptitle(_title(report), fontweight="bold")
         _footnote(fig, footnote_text(report) + f" · verdict {report.summary.verdict}", notes)
     return fig
+
+
+def jacobian_panel(ax: Any, reports: Sequence[RunReport], labels: Sequence[str]) -> None:
+    """Histogram of log₁₀ σ of J per variant (step outlines), with the references of linear nets of the
+    same sizes (jacobian.reference_spectra: i.i.d. Gaussian σ_w² = 1, orthogonal); σ = 0 counted in the legend."""
+    from .jacobian import reference_spectra
+
+    logs, zeros = [], []
+    for r in reports:
+        sv = np.asarray(r.jacobian.sv, dtype=float).ravel()
+        sv = sv[np.isfinite(sv)]
+        logs.append(np.log10(sv[sv > 0]))
+        zeros.append(int((sv == 0).sum()))
+    j0 = reports[0].jacobian.summary
+    net = reports[0].scenario["network"]
+    path = [net["input_dim"], *net["widths"], net["output_dim"]][: int(j0["layer"]) + 1]
+    refs = reference_spectra(path) or {}
+    allv = np.concatenate([v for v in logs if v.size] + [np.log10(v[v > 0].ravel()) for v in refs.values()]
+                          or [np.zeros(1)])
+    lo, hi = float(np.floor(allv.min() * 4) / 4), float(np.ceil(allv.max() * 4) / 4 + 0.25)
+    bins = np.linspace(lo, hi, max(8, min(60, int((hi - lo) * 8) + 1)))
+    for i, (lab, v, z, r) in enumerate(zip(labels, logs, zeros, reports, strict=True)):
+        color = VARIANT_COLORS[i % len(VARIANT_COLORS)]
+        extra = f", {z} zero" if z else ""
+        ax.hist(v, bins=bins, density=True, histtype="step", linewidth=2, color=color,
+                label=f"{lab}: {r.jacobian.verdict}{extra}", gid=f"jacobian-{lab}")
+    styles = {"gaussian": ("linear Gaussian σ_w²=1 (reference)", "0.45", "--"),
+              "orthogonal": ("linear orthogonal (reference)", "0.2", ":")}
+    for name, sv in refs.items():
+        text, color, ls = styles[name]
+        v = sv.ravel()
+        ax.hist(np.log10(v[v > 0]), bins=bins, density=True, histtype="step", linewidth=1.5, color=color,
+                linestyle=ls, label=text, gid=f"jacobian-ref-{name}")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("log₁₀ σ (singular values of J, all seeds and samples)")
+    ax.set_ylabel("density")
+    wrt = "a" if j0["at"] == "last_hidden" else "z"
+    ax.set_title(f"spectrum of J = ∂{wrt}_{j0['layer']}/∂x" + ("" if refs else " (references: net too large)"))
+    ax.legend(loc="upper left", framealpha=0.85)
 
 
 def _title(report: RunReport) -> str:
@@ -523,7 +566,8 @@ def race_panel(ax: Any, race: dict[str, Any], labels: Sequence[str], notes: list
 
 def compare_figure(cmp: Any) -> Any:
     """The compare figure: the output-layer curve (losses), the variants' per-layer lines, the race."""
-    panels = (["curve"] if cmp.curve is not None else []) + ["variants"] + (["race"] if cmp.race else [])
+    panels = (["curve"] if cmp.curve is not None else []) + ["variants"] + (["race"] if cmp.race else []) \
+        + (["jacobian"] if all(r.jacobian is not None for r in cmp.reports) else [])
     with _style():
         fig = _new_figure(6.5 * len(panels), 6.2)
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -533,6 +577,8 @@ def compare_figure(cmp: Any) -> Any:
                 curve_panel(ax, cmp, notes)
             elif kind == "variants":
                 variants_panel(ax, cmp, notes)
+            elif kind == "jacobian":
+                jacobian_panel(ax, cmp.reports, cmp.labels)
             else:
                 race_panel(ax, cmp.race, cmp.labels, notes)
         name = cmp.reports[0].scenario["name"].split("[")[0]

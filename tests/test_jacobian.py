@@ -200,3 +200,24 @@ def test_bad_options_exit_2_with_key_path(tmp_path):
         enable(sc, samples=5)
     with pytest.raises(GradscopeError, match="Jacobian analysis needs"):
         api.run(net("tanh", "xavier_normal", 2, 256, seeds=64, samples=64), max_memory=2**30)
+
+
+def test_reference_spectra_and_figures(tmp_path):
+    from gradscope.jacobian import reference_spectra
+
+    refs = reference_spectra([16, 16, 16, 16])
+    assert np.abs(refs["orthogonal"] - 1).max() < 1e-12
+    assert (refs["gaussian"] ** 2).mean() == pytest.approx(1.0, rel=0.5) and refs["gaussian"].std() > 0.2
+    assert reference_spectra([4000, 4000, 4000]) is None
+    pytest.importorskip("matplotlib")
+    from gradscope.compare import compare
+    from gradscope.plot import compare_figure, run_figure
+
+    cmp = compare(net("tanh", "orthogonal", 6, 16, samples=4), ["orthogonal", "xavier_normal"], jacobian=True)
+    fig = compare_figure(cmp)
+    gids = {p.get_gid() for ax in fig.axes for p in ax.patches}
+    assert {"jacobian-orthogonal", "jacobian-xavier_normal", "jacobian-ref-gaussian",
+            "jacobian-ref-orthogonal"} <= gids
+    ax = next(a for a in fig.axes if "spectrum of J" in a.get_title())
+    assert any("isometric" in t.get_text() or "broad" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("spectrum of J" in a.get_title() for a in run_figure(cmp.reports[0]).axes)

@@ -116,3 +116,37 @@ def test_leaky_gain_matches_torch():
     assert torch_gain("leaky_relu", {"negative_slope": 0.3}) == pytest.approx(
         torch.nn.init.calculate_gain("leaky_relu", 0.3))
     assert math.isfinite(torch_gain("leaky_relu"))
+
+
+@pytest.mark.parametrize(("act", "at"), [("tanh", "last_hidden"), ("relu", "logits"), ("gelu", "last_hidden")])
+def test_input_output_jacobian_matches_torch_autograd(act, at):
+    """gradscope.jacobian's J (jvp or vjp steps) against torch.autograd.functional.jacobian, per seed and sample."""
+    from gradscope.engine import forward
+    from gradscope.jacobian import input_output_jacobian, singular_values, steps_for
+
+    sc = load_scenario(small(activation=act, widths=[7, 6], input_dim=5, seeds=2))
+    params = init_params(sc)
+    x = draw_data(sc).x[:3]
+    z, a = forward(sc, params, x)
+    steps = steps_for(sc, params, z, a, 3, at)
+    n_out = sc.sizes[-2] if at == "last_hidden" else sc.sizes[-1]
+    J = input_output_jacobian(steps, 2, 3, 5, n_out, np.float64)       # (S, m, d_in, n_out)
+    tact = TORCH_ACT[act]
+    for s in range(2):
+        Ws = [torch.tensor(W[s]) for W in params.W]
+        bs = [torch.tensor(b[s]) for b in params.b]
+
+        def h(v, Ws=Ws, bs=bs):
+            for l, (W, b) in enumerate(zip(Ws, bs, strict=True)):
+                v = v @ W + b
+                if l < sc.depth:
+                    v = tact(v, dict(sc.activations[l].params))
+                if at == "last_hidden" and l == sc.depth - 1:
+                    break
+            return v
+
+        for m in range(3):
+            ref = torch.autograd.functional.jacobian(h, torch.tensor(x[m])).numpy()   # (n_out, d_in)
+            np.testing.assert_allclose(J[s, m], ref.T, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(singular_values(J[s:s + 1, m:m + 1])[0, 0],
+                                       torch.linalg.svdvals(torch.tensor(ref)).numpy(), rtol=1e-10, atol=1e-12)
