@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .activations import torch_gain
+from .activations import ACTIVATIONS, torch_gain
 from .registry import Entry, Param, Registry
 
 Array = np.ndarray
@@ -47,8 +47,16 @@ def resolve_gain(gain: Any, ctx: LayerContext) -> float:
     if isinstance(gain, int | float) and not isinstance(gain, bool):
         return float(gain)
     if gain == "auto":
-        return torch_gain(ctx.activation, ctx.activation_params)
+        return _auto_gain(ctx)
     return torch_gain(str(gain))
+
+
+def _auto_gain(ctx: LayerContext) -> float:
+    """calculate_gain of the layer's activation. The output layer produces the logits the head (softmax,
+    sigmoid, identity) and the loss act on: a linear layer, calculate_gain('linear') = 1, as for nn.Linear."""
+    if ctx.activation not in ACTIVATIONS:
+        return 1.0
+    return torch_gain(ctx.activation, ctx.activation_params)
 
 
 def _fan(fan_in: int, fan_out: int, mode: str) -> int:
@@ -58,7 +66,7 @@ def _fan(fan_in: int, fan_out: int, mode: str) -> int:
 def _he_std(fan_in: int, fan_out: int, ctx: LayerContext, mode: str = "fan_in",
             negative_slope: float = 0.0, nonlinearity: str = "leaky_relu") -> float:
     if nonlinearity == "auto":
-        gain = torch_gain(ctx.activation, ctx.activation_params)
+        gain = _auto_gain(ctx)
     elif nonlinearity == "leaky_relu":
         gain = math.sqrt(2.0 / (1.0 + negative_slope**2))
     else:

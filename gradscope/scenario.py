@@ -490,8 +490,9 @@ class _Validator:
 
     def fail(self, path: tuple, message: str) -> ScenarioError:
         dotted = ".".join(cut(p if isinstance(p, str) else shown(p)) for p in path)
-        if path in self.origins:
-            return ScenarioError(message, source=self.origins[path], path=dotted)
+        for k in range(len(path), 0, -1):  # a key under a --set value names that --set
+            if path[:k] in self.origins:
+                return ScenarioError(message, source=self.origins[path[:k]], path=dotted)
         line = None
         for k in range(len(path), 0, -1):
             if path[:k] in self.lines:
@@ -686,6 +687,26 @@ def _ordered(v: _Validator, comp: Component, path: tuple, raw: Any) -> Component
     return comp
 
 
+def _check_gains(v: _Validator, init: Component, acts: Sequence[Component], *path: str) -> None:
+    """`gain`/`nonlinearity` of an init must name a gain torch.nn.init.calculate_gain defines: 'auto' needs
+    every hidden activation to have one (the output layer, a linear layer under its head, has gain 1)."""
+    for key in ("gain", "nonlinearity"):
+        value = init.params.get(key)
+        if not isinstance(value, str) or (key == "nonlinearity" and value == "leaky_relu"):
+            continue
+        if value != "auto" and value not in ACTIVATIONS:
+            raise v.fail((*path, key), f"unknown {key} {shown(value)}{_suggest(value, ACTIVATIONS.names())}; "
+                         "give 'auto' or an activation name" + (" or a number" if key == "gain" else ""))
+        names = dict.fromkeys(a.name for a in acts) if value == "auto" else {ACTIVATIONS.canonical(value): None}
+        lacking = [n for n in names if ACTIVATIONS.get(n).torch_gain is None]
+        if lacking:
+            which = f"the hidden activation {lacking[0]}" if value == "auto" else f"'{lacking[0]}'"
+            raise v.fail((*path, key), f"{key} {value!r}: torch.nn.init.calculate_gain defines no gain for {which} "
+                         "(it has gains for identity/linear, sigmoid, tanh, relu, leaky_relu and selu); give "
+                         + ("a number" if key == "gain" else "nonlinearity: leaky_relu with a negative_slope")
+                         + " or another init")
+
+
 def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     v = _Validator(source, lines, origins)
     if raw is None:
@@ -728,6 +749,7 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
                        ("network", "activation"), act_raw)
         acts = tuple(act for _ in widths)
     init = v.component(net_raw.get("init", NETWORK_KEYS["init"].default), ("network", "init"), INITS, "scheme")
+    _check_gains(v, init, acts, "network", "init")
     bias_init = v.component(net_raw.get("bias_init", "zeros"), ("network", "bias_init"), INITS, "scheme",
                             allowed=BIAS_SCHEMES)
 

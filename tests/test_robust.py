@@ -326,3 +326,33 @@ def test_schema_states_each_optimizers_default():
 
     lr = scenario_schema()["properties"]["train"]["anyOf"][0]["properties"]["lr"]
     assert "adam 0.001" in lr["description"] and "sgd 0.1" in lr["description"]
+
+
+# ---------------------------------------------------------------- gains calculate_gain cannot give
+
+
+@pytest.mark.parametrize("act", ["gelu", "silu", "softsign", "elu", "softplus", "hardtanh"])
+def test_auto_gain_for_an_activation_torch_has_no_gain_for(act):
+    refused(small(activation=act, init={"scheme": "xavier_uniform", "gain": "auto"}), "network.init.gain",
+            f"no gain for the hidden activation {act}")
+    refused(small(init={"scheme": "orthogonal", "gain": act}), "network.init.gain")
+    refused(small(init={"scheme": "he_normal", "nonlinearity": act}), "network.init.nonlinearity")
+
+
+def test_auto_gain_of_the_output_layer_is_linear():
+    import numpy as np
+
+    # the output layer (softmax head, cross_entropy) is a linear layer: calculate_gain('linear') = 1
+    sc = load_scenario(small(activation="tanh", init={"scheme": "orthogonal", "gain": "auto"}, widths=[6, 6]))
+    params = gradscope.run(sc).arrays[0]
+    W = params.W
+    np.testing.assert_allclose(np.linalg.svd(W[0][0], compute_uv=False), 5.0 / 3.0, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.svd(W[-1][0], compute_uv=False), 1.0, rtol=1e-12)
+    r = invoke("run", "--seeds", "2", "--set", "network.init={scheme: he_normal, nonlinearity: auto}",
+               "--set", "expect=null", "--set", "network.activation=relu", "--quiet")
+    assert r.exit_code == 0, r.output
+
+
+def test_unknown_nonlinearity_names_the_key_and_the_set_option():
+    r = invoke("run", "--set", "network.init={scheme: he_normal, nonlinearity: xyz}")
+    one_paragraph(r, "--set network.init=", "network.init.nonlinearity", "unknown nonlinearity 'xyz'")
