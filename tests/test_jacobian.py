@@ -221,3 +221,21 @@ def test_reference_spectra_and_figures(tmp_path):
     ax = next(a for a in fig.axes if "spectrum of J" in a.get_title())
     assert any("isometric" in t.get_text() or "broad" in t.get_text() for t in ax.get_legend().get_texts())
     assert any("spectrum of J" in a.get_title() for a in run_figure(cmp.reports[0]).axes)
+
+
+@pytest.mark.parametrize(("init", "per_layer"), [("he_normal", 2.0), ({"scheme": "orthogonal", "gain": 2**0.5}, 1.0)])
+def test_relu_square_variance_matches_free_probability(init, per_layer):
+    """Square ReLU at χ₁ = 1: Var(λ)/E[λ]² = L·(μ₂/μ₁² - 1 + s) = 2L (Gaussian) or L (orthogonal), zeros included."""
+    j = api.run(net("relu", init, 4, 128, seeds=4, samples=4)).jacobian.summary
+    assert j["predicted_var_eig"] == pytest.approx(4 * per_layer, rel=1e-9)
+    assert j["var_eig"] / j["mean_sv2"] ** 2 == pytest.approx(4 * per_layer, rel=0.2)
+    assert j["verdict"] == "degenerate"   # half the units are off for each sample: J loses directions
+
+
+def test_schema_lists_the_analysis_keys():
+    from gradscope.schema import scenario_schema
+
+    s = scenario_schema()
+    jac = s["properties"]["analysis"]["anyOf"][0]["properties"]["jacobian"]["anyOf"][0]["properties"]
+    assert jac["at"]["enum"] == ["last_hidden", "logits"] and jac["samples"]["default"] == 8
+    assert "jacobian_verdict" in s["properties"]["expect"]["anyOf"][0]["properties"]
