@@ -557,7 +557,7 @@ class _Validator:
             raise self.fail(path, f"must be a finite number, got {shown(given)}")
         if math.isinf(value):
             raise self.fail(path, f"must be a finite number, got {shown(given)}")
-        return value
+        return value + 0.0  # -0.0 -> 0.0: a zero bound must not turn a range around
 
     def bounds(self, value: Any, path: tuple, lo: float | None, hi: float | None, excl: bool = False) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -597,7 +597,9 @@ class _Validator:
                         raise self.fail(path, f"unknown gain {shown(value)}{_suggest(value, ACTIVATIONS.names())}; "
                                         "give a number, 'auto' or an activation name") from None
             elif not isinstance(value, str):
-                value = float(value)
+                value = self.number(value, path)
+            if not isinstance(value, str) and value < 0:
+                raise self.fail(path, f"must be ≥ 0, got {_num(value)}")
         if p.choices is not None and value not in p.choices:
             raise self.fail(path, f"{shown(value)} is not one of {', '.join(map(str, p.choices))}")
         return value
@@ -729,7 +731,7 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
             raise v.fail(("network", "widths"), f"expected a list of integers, got {_show(widths_raw)}")
         if len(widths_raw) > MAX_DEPTH:
             raise v.fail(("network", "widths"), f"{len(widths_raw):,} hidden layers, over the limit of {MAX_DEPTH:,}")
-        widths = [v.scalar(w, ("network", "widths", i), Key("int", minimum=1, maximum=MAX_WIDTH))
+        widths = [v.scalar(w, ("network", "widths", i), Key("int", 1, minimum=1, maximum=MAX_WIDTH))
                   for i, w in enumerate(widths_raw)]
     else:
         depth = net["depth"] if net["depth"] is not None else 3
@@ -848,7 +850,7 @@ def _validate_expect(v: _Validator, raw: Any) -> dict:
         path = ("expect", k)
         if spec.type == "list[str]":
             items = val if isinstance(val, list) else [val]
-            out[k] = [v.scalar(x, (*path, i), Key("str", choices=spec.choices)) for i, x in enumerate(items)]
+            out[k] = [v.scalar(x, (*path, i), Key("str", "", choices=spec.choices)) for i, x in enumerate(items)]
         elif k == "allow":
             out[k] = _validate_allow(v, val, path)
         elif spec.type == "list[mapping]":
@@ -857,7 +859,7 @@ def _validate_expect(v: _Validator, raw: Any) -> dict:
             layers = []
             for i, item in enumerate(val):
                 lm = v.mapping(item, (*path, i), EXPECT_LAYER_KEYS, "a layer bound")
-                if "layer" not in lm:
+                if lm.get("layer") is None:
                     raise v.fail((*path, i), "missing 'layer' (1-based; -1 = output layer)")
                 layers.append({lk: v.scalar(lv, (*path, i, lk), EXPECT_LAYER_KEYS[lk]) for lk, lv in lm.items()})
             out[k] = layers

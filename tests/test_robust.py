@@ -356,3 +356,24 @@ def test_auto_gain_of_the_output_layer_is_linear():
 def test_unknown_nonlinearity_names_the_key_and_the_set_option():
     r = invoke("run", "--set", "network.init={scheme: he_normal, nonlinearity: xyz}")
     one_paragraph(r, "--set network.init=", "network.init.nonlinearity", "unknown nonlinearity 'xyz'")
+
+
+# ---------------------------------------------------------------- found by the fuzz test
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    (small(widths=[None]), "network.widths.0"),                     # was TypeError int * None
+    (small(expect={"verdict": None}), "expect.verdict.0"),            # was TypeError in the check
+    (small(expect={"findings": [None]}), "expect.findings.0"),
+    (small(expect={"layers": [{"layer": None}]}), "expect.layers.0"),  # was TypeError None > int
+    (small(init={"scheme": "xavier_uniform", "gain": -1.0}), "network.init.gain"),
+    (small(init={"scheme": "he_uniform", "nonlinearity": ""}), "network.init.nonlinearity"),  # was KeyError
+])
+def test_fuzz_found_inputs_are_refused(raw, key):
+    refused(raw, key)
+
+
+def test_negative_zero_bounds_run():
+    # -0.0 passed the ≥ 0 checks and turned uniform ranges around (numpy: high - low < 0)
+    for init in ({"scheme": "xavier_uniform", "gain": -0.0}, {"scheme": "uniform", "a": -0.0}):
+        assert gradscope.run(small(init=init)).summary.verdict
