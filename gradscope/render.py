@@ -95,9 +95,18 @@ MIN_BAR_DECADES = 3
 
 def bar_decades(lo: float, hi: float) -> int:
     """Decades the flow bar spans: the layers' spread rounded up, at least MIN_BAR_DECADES."""
-    if hi <= 0 or lo <= 0 or hi <= lo:
+    if not (0 < lo < hi < math.inf):
         return MIN_BAR_DECADES
-    return max(MIN_BAR_DECADES, math.ceil(math.log10(hi / lo) - 1e-9))
+    # log10(hi) - log10(lo), not log10(hi / lo): the ratio overflows for subnormal lo (a 1e-313 weight init)
+    return max(MIN_BAR_DECADES, math.ceil(math.log10(hi) - math.log10(lo) - 1e-9))
+
+
+def _decades_below(hi: float, decades: int) -> str:
+    """hi·10^-decades as text, also where it is below the float range (a spread of 330 decades)."""
+    if not 0 < hi < math.inf:
+        return fmt(hi, 2)
+    exponent = math.log10(hi) - decades
+    return fmt(10.0**exponent, 2) if exponent > -300 else f"1e{math.floor(exponent)}"
 
 
 def log_bar(value: float | None, lo: float, hi: float, width: int = BAR_WIDTH) -> str:
@@ -106,7 +115,7 @@ def log_bar(value: float | None, lo: float, hi: float, width: int = BAR_WIDTH) -
     if value is None or value <= 0 or not math.isfinite(value) or hi <= 0:
         return ""
     decades = bar_decades(lo, hi)
-    frac = 1.0 + math.log10(value / hi) / decades
+    frac = 1.0 + (math.log10(value) - math.log10(hi)) / decades  # value / hi may underflow to 0
     cells = max(1, round(min(1.0, frac) * width))
     return "█" * cells
 
@@ -116,7 +125,7 @@ def log_strip(q: dict[str, float | None], lo: float, hi: float, width: int = STR
     cells = [" "] * width
 
     def pos(v: float | None) -> int | None:
-        if v is None or v <= 0 or hi <= lo:
+        if v is None or not 0 < v < math.inf or not 0 < lo < hi < math.inf:
             return None
         f = (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
         return min(width - 1, max(0, round(f * (width - 1))))
@@ -203,7 +212,7 @@ def layer_table(report: RunReport, *, title: str | None = None, width: int = 160
     table = Table(title=title, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
                   caption=f"ratio = ‖∂L/∂W_l‖/‖∂L/∂W_L‖, δ ratio = ‖δ_l‖/‖δ_L‖ (medians over seeds), predicted: "
                           f"mean-field; flow bar: log ‖∂L/∂W‖ over {decades} decades, full at {fmt(hi, 2)}, "
-                          f"empty at {fmt(hi / 10 ** decades, 2)}", caption_justify="left")
+                          f"empty at {_decades_below(hi, decades)}", caption_justify="left")
     for head, justify, _ in cols:
         table.add_column(head, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     table.add_column("flow", no_wrap=True)

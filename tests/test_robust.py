@@ -377,3 +377,16 @@ def test_negative_zero_bounds_run():
     # -0.0 passed the ≥ 0 checks and turned uniform ranges around (numpy: high - low < 0)
     for init in ({"scheme": "xavier_uniform", "gain": -0.0}, {"scheme": "uniform", "a": -0.0}):
         assert gradscope.run(small(init=init)).summary.verdict
+
+
+def test_subnormal_gradients_render():
+    # ‖∂L/∂W‖ spanning more than 308 decades: the flow bar's ratio overflowed (OverflowError in the table)
+    import io
+
+    from gradscope import render
+
+    tiny = {"scheme": "normal", "std": 2.2250738585e-313}
+    report = gradscope.run({"seed": 0, "network": {"input_dim": 1, "init": tiny, "bias_init": "standard"}})
+    render.make_console(file=io.StringIO(), width=160).print(render.run_renderable(report))
+    assert render.bar_decades(1e-300, 1e10) == 310
+    assert render.log_bar(1e-320, 1e-320, 1e10) == "█"
