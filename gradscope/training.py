@@ -473,9 +473,13 @@ def _unstable(sc: Scenario, o: Outcome, lr: float | None, acc_txt: str, at: Any)
         r = at(new)
         if r is None:
             hint = f"lower the learning rate (lr {_fmt(lr)} → {_fmt(new)}), or " + hint
-        elif not r.diverged and not r.unstable():
+        elif not r.diverged and not r.unstable() and r.train[-1] < tr[-1]:
             hint = (f"lower the learning rate: {RERUN} at lr {_fmt(new)}, the training loss ended "
                     f"{_fmt(r.train[-1])}, {_rise(r.train_rise(), 'its lowest')}; or " + hint)
+        elif not r.diverged and not r.unstable():
+            hint += (f"; a smaller learning rate is no cure here: {RERUN} at lr {_fmt(new)}, the training loss no "
+                     f"longer rose but ended at {_fmt(r.train[-1])}, above this run's {_fmt(tr[-1])} (slower "
+                     "progress in the same steps)")
         else:
             hint += (f"; at lr {_fmt(new)} ({RERUN}) the training loss still rose, so gradscope cannot say that "
                      "a smaller learning rate fixes it")

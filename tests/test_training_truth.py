@@ -230,6 +230,12 @@ def test_unstable_training_and_growing_loss_from_the_trace():
     assert asked == [pytest.approx(0.005)]
     assert "at lr 0.005, the training loss ended 0.2, 0% above its lowest" in u.hint
     assert "stop at step 10" in u.hint
+    # a re-run at lr/10 that is stable but ends above this run's loss is not offered as the cure
+    slow = _with_losses(trace, [2.0, 1.6, 1.2, 0.9, 0.7])
+    _, found = dynamics(sc, hist, rising, lambda lr: (hist, slow))
+    u = next(f for f in found if f.code == "training-unstable")
+    assert not u.hint.startswith("lower the learning rate") and u.hint.startswith("stop at step 10")
+    assert "no longer rose but ended at 0.7, above this run's 0.6" in u.hint
     # ending 25% above the step-0 loss in every seed is divergence, with the seeds and the first step
     grown = _with_losses(trace, [2.0, 1.0, 2.2, 2.6, 3.0])
     _, found = dynamics(sc, hist, grown, retry)
