@@ -77,13 +77,15 @@ class LayerReport:
     nonfinite_seeds: int = 0
     predicted_gradient_ratio: float | None = None
     predicted_delta_ratio: float | None = None
+    kind: str = "dense"         # the layer kind (SPEC §3); every layer of today's networks is dense + activation
+    block: int | None = None    # the residual block holding the layer; None outside blocks
 
     def median(self, key: str) -> float | None:
         return self.stats[key].median
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"layer": self.layer, "fan_in": self.fan_in, "fan_out": self.fan_out,
-                               "activation": self.activation, "status": self.status}
+        out: dict[str, Any] = {"layer": self.layer, "kind": self.kind, "block": self.block, "fan_in": self.fan_in,
+                               "fan_out": self.fan_out, "activation": self.activation, "status": self.status}
         for k in LAYER_STATS:
             out[k] = self.stats[k].to_dict()
         out["grad_quantiles"] = dict(self.grad_quantiles)

@@ -345,8 +345,11 @@ def _complete(line: str, shell: str = "zsh") -> str:
     return r.stdout
 
 
-def test_shell_completion_of_set_keys_values_and_registry_names():
+def test_shell_completion_of_set_keys_values_and_registry_names(monkeypatch):
     from gradscope.completion import scenario_keys
+
+    # typer detects the shell from the parent process, which a CI runner may not have: name it instead
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
 
     keys = scenario_keys()
     assert {"seeds", "network.depth", "network.init.std", "loss.label_smoothing", "data.kind", "train.lr",

@@ -45,6 +45,7 @@ def test_run_json_keys_and_determinism():
     assert {"verdict", "gradient_spread", "chi1", "q_star"} <= set(d["summary"])
     for i, lay in enumerate(d["layers"], start=1):
         assert lay["layer"] == i
+        assert lay["kind"] == "dense" and lay["block"] is None  # SPEC §3: a plain MLP has no blocks
         for k in ("weight_grad_norm", "bias_grad_norm", "delta_norm", "grad_weight_ratio", "gradient_ratio",
                   "preact_mean", "preact_std", "act_mean", "act_std", "saturation", "dead_fraction"):
             assert set(lay[k]) >= {"median", "mean", "std", "min", "max", "q10", "q90"}
