@@ -7,6 +7,7 @@ import json
 import math
 import os
 import time
+import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -333,7 +334,9 @@ def sarif(results: list[CheckResult]) -> dict[str, Any]:
     expect: key), per scenario that could not run (error) and per allowed finding (note)."""
 
     def loc(source: str, line: int) -> list[dict[str, Any]]:
-        return [{"physicalLocation": {"artifactLocation": {"uri": _key(source)}, "region": {"startLine": line}}}]
+        # artifactLocation.uri must be a URI reference: percent-encode the POSIX path (spaces, %, :, ...)
+        uri = urllib.parse.quote(_key(source), safe="/")
+        return [{"physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": line}}}]
 
     out: list[dict[str, Any]] = []
     for r in results:

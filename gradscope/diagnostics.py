@@ -566,11 +566,15 @@ def find(scenario: Scenario, params: Params, p: Pass, layers: list[LayerReport],
         fwd = _first_nonfinite_forward(p)
         where = f"the forward pass at layer {fwd[0]} (seed {fwd[1]})" if fwd else (
             f"the backward pass at layer {first_l} (seed {int(seeds_bad[0])})")
+        stats = ("no seed is finite, so there are no statistics" if summary.overflow_seeds >= scenario.seeds
+                 else "statistics use the finite seeds only")
+        # float64 is a remedy only for a float32 run; a float64 run has no wider dtype to move to
+        wider = ", or use float64" if scenario.dtype == "float32" else ""
         out.append(Finding("overflow", "error", tuple(lay for lay, _ in bad),
                            f"NaN/Inf first appears in {where}; {summary.overflow_seeds} of {scenario.seeds} seeds "
-                           f"are affected, statistics use the finite seeds only",
+                           f"are affected, {stats}",
                            "lower the init scale (e.g. xavier_uniform or he_normal instead of a large std), "
-                           "check the input scale, or use float64"))
+                           f"check the input scale{wider}"))
 
     # symmetric init
     if scenario.init.name in ("zeros", "constant"):

@@ -210,9 +210,11 @@ def layer_table(report: RunReport, *, title: str | None = None, width: int = 160
     bar_width = max(8, min(BAR_WIDTH, width - used - 1))
     decades = bar_decades(lo, hi)
     table = Table(title=title, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
-                  caption=f"ratio = ‖∂L/∂W_l‖/‖∂L/∂W_L‖, δ ratio = ‖δ_l‖/‖δ_L‖ (medians over seeds), predicted: "
-                          f"mean-field; flow bar: log ‖∂L/∂W‖ over {decades} decades, full at {fmt(hi, 2)}, "
-                          f"empty at {_decades_below(hi, decades)}", caption_justify="left")
+                  caption="ratio = ‖∂L/∂W_l‖/‖∂L/∂W_L‖, δ ratio = ‖δ_l‖/‖δ_L‖ (medians over seeds), predicted: "
+                          + (f"mean-field; flow bar: log ‖∂L/∂W‖ over {decades} decades, full at {fmt(hi, 2)}, "
+                             f"empty at {_decades_below(hi, decades)}" if norms else
+                             "mean-field; flow bar: no layer has a finite positive ‖∂L/∂W‖, so no bars"),
+                  caption_justify="left")
     for head, justify, _ in cols:
         table.add_column(head, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     table.add_column("flow", no_wrap=True)
@@ -244,13 +246,14 @@ def strip_table(report: RunReport) -> Table:
     """The distribution of |∂L/∂W| entries per layer on one shared log axis."""
     values = _positive([v for lay in report.layers for k, v in lay.grad_quantiles.items() if k in ("q01", "q99")])
     lo, hi = (min(values), max(values)) if values else (1.0, 1.0)
+    axis = (f"{fmt(lo, 2)} to {fmt(hi, 2)}: · q01–q99  ─ q10–q90  ┃ median" if values
+            else "no finite positive |∂L/∂W| quantile in any layer, so no strips")
     table = Table(title=None, box=None, pad_edge=False, header_style="bold", caption_justify="left",
-                  caption=f"|∂L/∂W| entries per layer, all seeds, log axis\n{fmt(lo, 2)} to {fmt(hi, 2)}: "
-                          "· q01–q99  ─ q10–q90  ┃ median")
+                  caption=f"|∂L/∂W| entries per layer, all seeds, log axis\n{axis}")
     table.add_column("layer", justify="right")
     table.add_column("|g| q01", justify="right", style="dim", no_wrap=True)
-    table.add_column(f"{fmt(lo, 2)}{' ' * (STRIP_WIDTH - len(fmt(lo, 2)) - len(fmt(hi, 2)))}{fmt(hi, 2)}",
-                     no_wrap=True)
+    table.add_column(f"{fmt(lo, 2)}{' ' * (STRIP_WIDTH - len(fmt(lo, 2)) - len(fmt(hi, 2)))}{fmt(hi, 2)}"
+                     if values else " " * STRIP_WIDTH, no_wrap=True)
     table.add_column("q99", justify="right", style="dim", no_wrap=True)
     for lay in report.layers:
         q = lay.grad_quantiles

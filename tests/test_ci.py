@@ -374,3 +374,15 @@ def test_a_dead_worker_is_an_error_message_not_a_traceback():
 
     with pytest.raises(GradscopeError, match="worker process died"):
         list(map_ordered(os._exit, [(3,), (3,)], jobs=2))
+
+
+def test_sarif_uri_is_a_percent_encoded_uri_reference(tmp_path, monkeypatch):
+    # a file name with a space, a comma, a colon and a percent sign: the raw path is not a valid URI reference
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "odd dir").mkdir()
+    (tmp_path / "odd dir" / "a,b:c%.yaml").write_text(BAD)
+    r = invoke("check", "odd dir/a,b:c%.yaml", "--format", "sarif", "--jobs", 1)
+    assert r.exit_code == 1, r.output
+    uris = {x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for x in json.loads(r.stdout)["runs"][0]["results"]}
+    assert uris == {"odd%20dir/a%2Cb%3Ac%25.yaml"}

@@ -70,6 +70,29 @@ def test_overflow_numbers_and_remedy():
     assert fixed.summary.verdict != "overflow" and "overflow" not in _codes(fixed)
 
 
+def test_overflow_in_every_seed_says_so_and_offers_float64_only_to_float32():
+    from rich.console import Console
+
+    from gradscope.render import run_renderable
+
+    net = {"init": {"scheme": "normal", "std": 1e100}}
+    r = _run(net, seeds=3, batch=8)
+    f = _finding(r, "overflow")
+    _, p = r.arrays
+    n_bad = int(np.any([~np.isfinite(dw).all(axis=(1, 2)) for dw in p.dW], axis=0).sum())
+    assert n_bad == 3 and "3 of 3 seeds" in f.message
+    assert "no seed is finite" in f.message and "finite seeds only" not in f.message
+    assert "float64" not in f.hint  # the run is float64 already
+    console = Console(width=120, no_color=True)
+    with console.capture() as cap:
+        console.print(run_renderable(r, width=120))
+    out = cap.get()
+    assert "full at" not in out and "empty at" not in out and "1 to 1" not in out
+    assert "no bars" in out and "no strips" in out
+    r32 = _run({**net, "init": {"scheme": "normal", "std": 1e30}}, seeds=3, batch=8, dtype="float32")
+    assert "or use float64" in _finding(r32, "overflow").hint
+
+
 # ------------------------------------------------------------------ vanishing-gradient
 
 
