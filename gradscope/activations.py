@@ -103,7 +103,7 @@ def _elu_grad(z: Array, a: Array, alpha: float = 1.0) -> Array:
 
 
 def _leaky_gain(negative_slope: float = 0.01, **_: Any) -> float:
-    return math.sqrt(2.0 / (1.0 + negative_slope**2))
+    return math.sqrt(2.0 / (1.0 + negative_slope * negative_slope))  # x*x: inf, never OverflowError
 
 
 _reg = ACTIVATIONS.register

@@ -111,7 +111,8 @@ def _errors() -> Iterator[None]:
 
 # ---------------------------------------------------------------- shared options
 
-ScenarioArg = Annotated[Path | None, typer.Argument(
+# str, not Path: typer would turn '' into Path('.') and the error would call an empty argument a directory
+ScenarioArg = Annotated[str | None, typer.Argument(
     help="Scenario YAML file; without it, the bundled default (deep-sigmoid).", show_default=False)]
 SeedsOpt = Annotated[int | None, typer.Option("--seeds", min=1, help="Ensemble size (overrides the file).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Base seed (overrides the file).")]
@@ -186,7 +187,7 @@ def _plot_paths(paths: list[Path] | None) -> list[Path]:
     return list(paths)
 
 
-def _load(scenario: Path | None, set_: list[str] | None, seed: int | None, seeds: int | None,
+def _load(scenario: str | Path | None, set_: list[str] | None, seed: int | None, seeds: int | None,
           train_steps: int | None = None) -> Any:
     from .scenario import load_scenario
 
@@ -254,7 +255,7 @@ class CheckFormat(StrEnum):
 
 
 @app.command()
-def check(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False)],
+def check(scenarios: Annotated[list[str], typer.Argument(help="Scenario files to check.", show_default=False)],
           seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
           format: Annotated[CheckFormat, typer.Option(
               "--format", "-f", help="table (one line each), json, junit (JUnit XML for test reporters) or "
@@ -376,7 +377,8 @@ def compare(variants: Annotated[list[str], typer.Argument(
             probs: Annotated[list[str] | None, typer.Option(
                 "--probs", help="A prediction vector, e.g. 0.8,0.1,0.1 (repeatable): loss and gradient per loss.")]
             = None,
-            target: Annotated[int, typer.Option("--target", min=0, help="True class of --probs.")] = 0,
+            target: Annotated[int | None, typer.Option("--target", min=0,
+                                                       help="True class of --probs (default 0).")] = None,
             train: Annotated[int | None, typer.Option("--train", min=1, help="Train every variant N steps: a "
                                                       "training race.")] = None,
             seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None, format: FormatOpt = Format.table,
@@ -402,7 +404,9 @@ def compare(variants: Annotated[list[str], typer.Argument(
     from .engine import parse_size
 
     with _errors():
-        vectors = parse_probs(probs, target) if probs else None
+        if target is not None and not probs:
+            raise GradscopeError("--target needs --probs (it is the true class of the --probs vectors)")
+        vectors = parse_probs(probs, target or 0) if probs else None
         plots = _plot_paths(plot)
         with render.progress_bar(f"training {len(variants)} variants",
                                  enabled=None if train is not None else False) as progress:

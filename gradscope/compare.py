@@ -47,6 +47,9 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(shown(n) for n in names[:8]) + more
 
 
+_PLURAL = {"loss": "losses"}
+
+
 def detect_axis(names: Sequence[str], forced: str | None = None) -> str:
     """The axis the names vary: loss, activation, init or scenario; GradscopeError when unclear."""
     if len(names) < 2:
@@ -60,7 +63,8 @@ def detect_axis(names: Sequence[str], forced: str | None = None) -> str:
             reg = _REGISTRIES[forced]
             bad = [n for n in names if n not in reg]
             if bad:
-                raise GradscopeError(f"not {forced} names: {_names(bad)}; known {forced}s: {', '.join(reg.names())}")
+                raise GradscopeError(f"not {forced} names: {_names(bad)}; known {_PLURAL.get(forced, forced + 's')}: "
+                                     f"{', '.join(reg.names())}")
         return forced
     if all(_is_file(n) for n in names):
         return "scenario"
@@ -274,7 +278,7 @@ def differing_findings(reports: Sequence[RunReport], labels: Sequence[str]) -> d
 
 def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: Sequence[str], *,
             axis: str | None = None, overrides: Sequence[str] = (), seed: int | None = None,
-            seeds: int | None = None, probs: Sequence[Sequence[float]] | None = None, target: int = 0,
+            seeds: int | None = None, probs: Sequence[Sequence[float]] | None = None, target: int | None = None,
             train_steps: int | None = None, max_memory: int = 2 * 2**30,
             progress: Callable[[int, int], None] | None = None, jacobian: bool | None = None) -> Comparison:
     """Run every variant of `scenario` (None = the bundled classification scenario) along one axis.
@@ -282,6 +286,9 @@ def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: S
     `progress(steps done, total steps)` counts the training steps of all variants together."""
     from .api import run
 
+    if target is not None and probs is None:
+        raise GradscopeError("--target needs --probs (it is the true class of the --probs vectors)")
+    target = 0 if target is None else target
     names = list(variants)
     ax = detect_axis(names, axis)
     extra = list(overrides)

@@ -81,3 +81,4 @@ class ScenarioError(GradscopeError):
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
         self.source, self.path, self.line = source, path, line
+        self.detail = printable(" ".join(message.split("\n")))  # the message without source, key and line

@@ -42,6 +42,11 @@ class Init(Entry):
 INITS: Registry[Init] = Registry("init scheme")
 
 
+def _sq(x: float) -> float:
+    """x² of a Python float that overflows to inf (float ** 2 raises OverflowError instead)."""
+    return float(x) * float(x)
+
+
 def resolve_gain(gain: Any, ctx: LayerContext) -> float:
     """A number, 'auto' (the layer's activation) or an activation name -> calculate_gain."""
     if isinstance(gain, int | float) and not isinstance(gain, bool):
@@ -68,7 +73,7 @@ def _he_std(fan_in: int, fan_out: int, ctx: LayerContext, mode: str = "fan_in",
     if nonlinearity == "auto":
         gain = _auto_gain(ctx)
     elif nonlinearity == "leaky_relu":
-        gain = math.sqrt(2.0 / (1.0 + negative_slope**2))
+        gain = math.sqrt(2.0 / (1.0 + _sq(negative_slope)))
     else:
         gain = torch_gain(nonlinearity)
     return gain / math.sqrt(_fan(fan_in, fan_out, mode))
@@ -109,7 +114,7 @@ _reg(Init("normal", "N(mean, std²)", gaussian=True,
           params=(Param("std", float, 1.0, "standard deviation", minimum=0.0),
                   Param("mean", float, 0.0, "mean")),
           sample=lambda rng, fi, fo, ctx, std=1.0, mean=0.0: rng.normal(mean, std, (fi, fo)),
-          variance=lambda fi, fo, ctx, std=1.0, mean=0.0: std**2))
+          variance=lambda fi, fo, ctx, std=1.0, mean=0.0: _sq(std)))
 _reg(Init("uniform", "U[-a, a]", params=(Param("a", float, 1.0, "half-width", minimum=0.0),),
           sample=lambda rng, fi, fo, ctx, a=1.0: _uniform(rng, a, fi, fo),
           variance=lambda fi, fo, ctx, a=1.0: a * a / 3.0))
@@ -123,17 +128,17 @@ _reg(Init("xavier_uniform", "U[-b, b], b = gain·√(6/(fan_in+fan_out)); Var = 
           params=(_GAIN,),
           sample=lambda rng, fi, fo, ctx, gain=1.0: _uniform(
               rng, resolve_gain(gain, ctx) * math.sqrt(6.0 / (fi + fo)), fi, fo),
-          variance=lambda fi, fo, ctx, gain=1.0: resolve_gain(gain, ctx) ** 2 * 2.0 / (fi + fo)), "glorot_uniform")
+          variance=lambda fi, fo, ctx, gain=1.0: _sq(resolve_gain(gain, ctx)) * 2.0 / (fi + fo)), "glorot_uniform")
 _reg(Init("xavier_normal", "N(0, gain²·2/(fan_in+fan_out))", params=(_GAIN,), gaussian=True,
           sample=lambda rng, fi, fo, ctx, gain=1.0: rng.normal(
               0.0, resolve_gain(gain, ctx) * math.sqrt(2.0 / (fi + fo)), (fi, fo)),
-          variance=lambda fi, fo, ctx, gain=1.0: resolve_gain(gain, ctx) ** 2 * 2.0 / (fi + fo)), "glorot_normal")
+          variance=lambda fi, fo, ctx, gain=1.0: _sq(resolve_gain(gain, ctx)) * 2.0 / (fi + fo)), "glorot_normal")
 _reg(Init("he_uniform", "U[-√3·std, √3·std], std = gain/√fan (kaiming_uniform_)", params=_HE,
           sample=lambda rng, fi, fo, ctx, **p: _uniform(rng, math.sqrt(3.0) * _he_std(fi, fo, ctx, **p), fi, fo),
-          variance=lambda fi, fo, ctx, **p: _he_std(fi, fo, ctx, **p) ** 2), "kaiming_uniform")
+          variance=lambda fi, fo, ctx, **p: _sq(_he_std(fi, fo, ctx, **p))), "kaiming_uniform")
 _reg(Init("he_normal", "N(0, gain²/fan), gain √2 for ReLU (kaiming_normal_)", params=_HE, gaussian=True,
           sample=lambda rng, fi, fo, ctx, **p: rng.normal(0.0, _he_std(fi, fo, ctx, **p), (fi, fo)),
-          variance=lambda fi, fo, ctx, **p: _he_std(fi, fo, ctx, **p) ** 2), "kaiming_normal")
+          variance=lambda fi, fo, ctx, **p: _sq(_he_std(fi, fo, ctx, **p))), "kaiming_normal")
 _reg(Init("lecun_uniform", "U[-√(3/fan_in), √(3/fan_in)]; Var = 1/fan_in",
           sample=lambda rng, fi, fo, ctx: _uniform(rng, math.sqrt(3.0 / fi), fi, fo),
           variance=lambda fi, fo, ctx: 1.0 / fi))
@@ -142,7 +147,7 @@ _reg(Init("lecun_normal", "N(0, 1/fan_in)", gaussian=True,
           variance=lambda fi, fo, ctx: 1.0 / fi))
 _reg(Init("orthogonal", "gain × a random (semi-)orthogonal matrix (torch.nn.init.orthogonal_)",
           params=(_GAIN,), sample=_orthogonal,
-          variance=lambda fi, fo, ctx, gain=1.0: resolve_gain(gain, ctx) ** 2 / max(fi, fo)))
+          variance=lambda fi, fo, ctx, gain=1.0: _sq(resolve_gain(gain, ctx)) / max(fi, fo)))
 
 # Biases: a subset of the same schemes, sampled as a (fan_out,) vector.
 
@@ -172,7 +177,7 @@ def bias_variance(scheme: str, params: dict[str, Any], fan_in: int) -> float:
     if scheme in ("torch_default", "standard"):
         return 1.0 / (3.0 * fan_in)
     if scheme == "normal":
-        return float(params.get("std", 1.0)) ** 2
+        return _sq(float(params.get("std", 1.0)))
     if scheme == "uniform":
-        return float(params.get("a", 1.0)) ** 2 / 3.0
+        return _sq(float(params.get("a", 1.0))) / 3.0
     return 0.0

@@ -55,16 +55,20 @@ def _adam(params: list[Array], grads: list[Array], state: dict[str, Any], t: int
         p -= lr * (m[i] / c1) / (np.sqrt(v[i] / c2) + eps)
 
 
-OPTIMIZERS.register(Optimizer("sgd", "plain gradient descent: W -= lr·g", step=_sgd,
-                              params=(Param("lr", float, 0.1, "learning rate"),)))
+_LR = Param("lr", float, 0.1, "learning rate", minimum=0.0, exclusive_minimum=True)
+OPTIMIZERS.register(Optimizer("sgd", "plain gradient descent: W -= lr·g", step=_sgd, params=(_LR,)))
 OPTIMIZERS.register(Optimizer("momentum", "SGD with heavy-ball momentum (torch.optim.SGD(momentum=...))",
-                              step=_momentum, params=(Param("lr", float, 0.1, "learning rate"),
-                                                      Param("momentum", float, 0.9, "momentum coefficient"))))
+                              step=_momentum, params=(_LR, Param("momentum", float, 0.9, "momentum coefficient",
+                                                                 minimum=0.0, maximum=1.0))))
 OPTIMIZERS.register(Optimizer("adam", "Adam with bias correction (torch.optim.Adam)", step=_adam,
-                              params=(Param("lr", float, 1e-3, "learning rate"),
-                                      Param("beta1", float, 0.9, "first-moment decay"),
-                                      Param("beta2", float, 0.999, "second-moment decay"),
-                                      Param("eps", float, 1e-8, "denominator epsilon"))))
+                              params=(Param("lr", float, 1e-3, "learning rate", minimum=0.0, exclusive_minimum=True),
+                                      # torch.optim.Adam refuses beta ≥ 1: 1 - beta**t would be 0 at every step
+                                      Param("beta1", float, 0.9, "first-moment decay", minimum=0.0, maximum=1.0,
+                                            exclusive_maximum=True),
+                                      Param("beta2", float, 0.999, "second-moment decay", minimum=0.0, maximum=1.0,
+                                            exclusive_maximum=True),
+                                      Param("eps", float, 1e-8, "denominator epsilon", minimum=0.0,
+                                            exclusive_minimum=True))))
 
 
 HYPER_KEYS = ("lr", "momentum", "beta1", "beta2", "eps")

@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+# Every float parameter of a registry entry (and every number in a list parameter) is refused beyond this
+# magnitude: its square (variances, gains², α²) must stay a finite float64 (max ≈ 1.8e308).
+MAX_MAGNITUDE = 1e150
+
 
 @dataclass(frozen=True)
 class Param:
@@ -21,6 +25,16 @@ class Param:
     maximum: float | None = None
     nullable: bool = False
     exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+
+    def range(self) -> tuple[float | None, float | None]:
+        """The (minimum, maximum) validation enforces: the declared bounds, for numbers (float, list items
+        and numeric gains) narrowed to ±MAX_MAGNITUDE."""
+        if self.type is int or self.type is str:
+            return self.minimum, self.maximum
+        lo = -MAX_MAGNITUDE if self.minimum is None else max(self.minimum, -MAX_MAGNITUDE)
+        hi = MAX_MAGNITUDE if self.maximum is None else min(self.maximum, MAX_MAGNITUDE)
+        return lo, hi
 
 
 @dataclass(frozen=True)

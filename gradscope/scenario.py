@@ -26,7 +26,7 @@ from .errors import ScenarioError, cut, shown
 from .inits import BIAS_SCHEMES, INITS
 from .losses import LOSSES, default_head
 from .optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
-from .registry import Param, Registry, suggest
+from .registry import MAX_MAGNITUDE, Param, Registry, suggest
 
 DEFAULT_SCENARIO = "deep-sigmoid.yaml"
 DTYPES = ("float64", "float32")
@@ -59,6 +59,7 @@ class Key:
     exclusive_minimum: bool = False
     choices: tuple[Any, ...] | None = None
     nullable: bool = False
+    exclusive_maximum: bool = False
 
 
 TOP_KEYS: dict[str, Key] = {
@@ -109,15 +110,15 @@ TRAIN_KEYS: dict[str, Key] = {
     "steps": Key("int", 100, "number of optimizer steps", minimum=1, maximum=MAX_STEPS),
     "optimizer": Key("str", "sgd", "sgd | momentum | adam", choices=OPTIMIZERS),
     "lr": Key("float", None, "learning rate; " + _optimizer_defaults("lr"), minimum=0.0,
-              exclusive_minimum=True, nullable=True),
+              exclusive_minimum=True, maximum=MAX_MAGNITUDE, nullable=True),
     "momentum": Key("float", None, "momentum coefficient; " + _optimizer_defaults("momentum"), minimum=0.0,
                     maximum=1.0, nullable=True),
-    "beta1": Key("float", None, "Adam's first-moment decay; " + _optimizer_defaults("beta1"), minimum=0.0,
-                 maximum=1.0, nullable=True),
-    "beta2": Key("float", None, "Adam's second-moment decay; " + _optimizer_defaults("beta2"), minimum=0.0,
-                 maximum=1.0, nullable=True),
+    "beta1": Key("float", None, "Adam's first-moment decay, 0 ≤ beta1 < 1 (as torch.optim.Adam); "
+                 + _optimizer_defaults("beta1"), minimum=0.0, maximum=1.0, exclusive_maximum=True, nullable=True),
+    "beta2": Key("float", None, "Adam's second-moment decay, 0 ≤ beta2 < 1 (as torch.optim.Adam); "
+                 + _optimizer_defaults("beta2"), minimum=0.0, maximum=1.0, exclusive_maximum=True, nullable=True),
     "eps": Key("float", None, "Adam's epsilon; " + _optimizer_defaults("eps"), minimum=0.0, exclusive_minimum=True,
-               nullable=True),
+               maximum=MAX_MAGNITUDE, nullable=True),
     "batch_size": Key("int", None, "minibatch size; default: the full training set", minimum=1,
                       maximum=MAX_SAMPLES, nullable=True),
     "train_size": Key("int", 512, "number of training samples", minimum=1, maximum=MAX_SAMPLES),
@@ -369,6 +370,28 @@ def _check_node_graph(root: yaml.Node, source: str) -> None:
         stack.extend((c, False) for c in _children(node))
 
 
+def _check_duplicate_keys(node: yaml.Node, source: str, path: tuple[str, ...] = ()) -> None:
+    """Refuse a key given twice in one mapping (YAML would silently keep the last one), naming its key path
+    and line. Runs after _check_node_graph, so the tree is finite, shallow and of bounded size."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            ident = (key_node.tag, key_node.value)
+            line = key_node.start_mark.line + 1
+            if ident in seen:
+                raise ScenarioError(f"duplicate key: {shown(key_node.value)} is already given on line {seen[ident]}; "
+                                    "YAML would silently keep only the last value, so give each key once",
+                                    source=source, path=".".join(cut(p) for p in (*path, key_node.value)),
+                                    line=line)
+            seen[ident] = line
+            _check_duplicate_keys(value_node, source, (*path, key_node.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(item, source, (*path, str(i)))
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, dict]:
     """Safe-load YAML text; returns (data, line map). YAML errors become ScenarioError with the line.
 
@@ -384,6 +407,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict]:
             node = loader.get_single_node()  # one parse: the node tree gives the lines, then the values
             if node is not None:
                 _check_node_graph(node, source)
+                _check_duplicate_keys(node, source)
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -433,8 +457,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         try:
             value, _ = parse_yaml(raw, f"--set {cut(text)}")
         except ScenarioError as exc:
-            raise ScenarioError(f"--set {shown(text)}: the value is not valid YAML "
-                                f"({exc.message.split(': ', 1)[-1]})") from None
+            raise ScenarioError(f"--set {shown(text)}: the value is not valid YAML ({exc.detail})") from None
     else:
         value = ""
     return parts, value
@@ -454,7 +477,8 @@ def apply_overrides(raw: dict, overrides: Sequence[str]) -> tuple[dict, dict]:
                 name_key = "scheme" if part in ("init", "bias_init") else ("kind" if part == "data" else "name")
                 nxt = {name_key: nxt}
             if not isinstance(nxt, dict):
-                nxt = {}
+                nxt = {}  # a value the override replaces (or creates): an error under it names this --set
+                origins[tuple(parts[: i + 1])] = f"--set {text}"
             node[part] = nxt
             node = nxt
         _reconcile_shape(raw, parts)
@@ -532,7 +556,7 @@ class _Validator:
         elif t == "str":
             if not isinstance(value, str):
                 raise self.fail(path, f"expected a string, got {_show(value)}")
-        self.bounds(value, path, key.minimum, key.maximum, key.exclusive_minimum)
+        self.bounds(value, path, key.minimum, key.maximum, key.exclusive_minimum, key.exclusive_maximum)
         if key.choices is not None and value not in key.choices:
             raise self.fail(path, f"{shown(value)} is not one of {', '.join(map(str, key.choices))}"
                             f"{_suggest(value, [str(c) for c in key.choices])}")
@@ -559,13 +583,21 @@ class _Validator:
             raise self.fail(path, f"must be a finite number, got {shown(given)}")
         return value + 0.0  # -0.0 -> 0.0: a zero bound must not turn a range around
 
-    def bounds(self, value: Any, path: tuple, lo: float | None, hi: float | None, excl: bool = False) -> None:
+    def bounds(self, value: Any, path: tuple, lo: float | None, hi: float | None, excl: bool = False,
+               excl_hi: bool = False) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return
         if lo is not None and (value < lo or (excl and value == lo)):
             raise self.fail(path, f"must be {'>' if excl else '≥'} {_num(lo)}, got {_num(value)}")
-        if hi is not None and value > hi:
-            raise self.fail(path, f"must be ≤ {_num(hi)}, got {_num(value)}")
+        if hi is not None and (value > hi or (excl_hi and value == hi)):
+            raise self.fail(path, f"must be {'<' if excl_hi else '≤'} {_num(hi)}, got {_num(value)}")
+
+    def magnitude(self, value: float, path: tuple) -> float:
+        """Refuse a parameter beyond ±MAX_MAGNITUDE: its square must stay a finite float64."""
+        if abs(value) > MAX_MAGNITUDE:
+            raise self.fail(path, f"{_num(value)} is beyond the bound of every float parameter, |x| ≤ "
+                            f"{_num(MAX_MAGNITUDE)} (so that its square stays a finite float64)")
+        return value
 
     def section(self, raw: Any, path: tuple, keys: dict[str, Key], what: str) -> dict:
         value = self.mapping(raw, path, keys, what)
@@ -576,8 +608,8 @@ class _Validator:
         if value is None and p.nullable:
             return None
         if p.type is float:
-            value = self.number(value, path)
-            self.bounds(value, path, p.minimum, p.maximum, p.exclusive_minimum)
+            value = self.magnitude(self.number(value, path), path)
+            self.bounds(value, path, p.minimum, p.maximum, p.exclusive_minimum, p.exclusive_maximum)
         elif p.type is int:
             value = self.scalar(value, path, Key("int", minimum=p.minimum, maximum=p.maximum))
         elif p.type is str:
@@ -585,7 +617,7 @@ class _Validator:
         elif p.type is list:
             if not isinstance(value, list):
                 raise self.fail(path, f"expected a list, got {_show(value)}")
-            value = [self.number(v, (*path, i)) for i, v in enumerate(value)]
+            value = [self.magnitude(self.number(v, (*path, i)), (*path, i)) for i, v in enumerate(value)]
         elif p.name == "gain":
             if isinstance(value, bool) or not (isinstance(value, int | float | str)):
                 raise self.fail(path, f"expected a number, 'auto' or an activation name, got {_show(value)}")
@@ -598,6 +630,8 @@ class _Validator:
                                         "give a number, 'auto' or an activation name") from None
             elif not isinstance(value, str):
                 value = self.number(value, path)
+            if not isinstance(value, str):
+                self.magnitude(value, path)
             if not isinstance(value, str) and value < 0:
                 raise self.fail(path, f"must be ≥ 0, got {_num(value)}")
         if p.choices is not None and value not in p.choices:
@@ -798,7 +832,7 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     diagnostics = v.section(top.get("diagnostics"), ("diagnostics",), DIAGNOSTICS_KEYS, "diagnostics")
     if diagnostics["vanishing_ratio"] >= diagnostics["exploding_ratio"]:
         raise v.fail(("diagnostics", "vanishing_ratio"), "must be below diagnostics.exploding_ratio")
-    expect = _validate_expect(v, top.get("expect")) if top.get("expect") is not None else None
+    expect = _validate_expect(v, top.get("expect"), len(sizes) - 1) if top.get("expect") is not None else None
     analysis = _validate_analysis(v, top.get("analysis"), batch_size, len(sizes) - 2)
 
     return Scenario(name=name, description=scalars["description"] or "", seed=scalars["seed"],
@@ -840,7 +874,9 @@ def _optimizer_hyperparameters(v: _Validator, train: dict) -> None:
                          f"{', '.join(own)}")
 
 
-def _validate_expect(v: _Validator, raw: Any) -> dict:
+def _validate_expect(v: _Validator, raw: Any, n_layers: int | None = None) -> dict:
+    """expect: bounds checked by `gradscope check`; with n_layers, a per-layer bound must name a layer of the
+    network (1..L, or -L..-1 counting from the output), else it is bad input, not an unmet expectation."""
     m = v.mapping(raw, ("expect",), EXPECT_KEYS, "expect")
     out: dict[str, Any] = {}
     for k, spec in EXPECT_KEYS.items():
@@ -861,7 +897,12 @@ def _validate_expect(v: _Validator, raw: Any) -> dict:
                 lm = v.mapping(item, (*path, i), EXPECT_LAYER_KEYS, "a layer bound")
                 if lm.get("layer") is None:
                     raise v.fail((*path, i), "missing 'layer' (1-based; -1 = output layer)")
-                layers.append({lk: v.scalar(lv, (*path, i, lk), EXPECT_LAYER_KEYS[lk]) for lk, lv in lm.items()})
+                bound = {lk: v.scalar(lv, (*path, i, lk), EXPECT_LAYER_KEYS[lk]) for lk, lv in lm.items()}
+                if n_layers is not None and not (1 <= bound["layer"] <= n_layers or -n_layers <= bound["layer"] <= -1):
+                    raise v.fail((*path, i, "layer"), f"layer {bound['layer']} does not exist: the network has "
+                                 f"{n_layers} layers (give 1 to {n_layers} from the input, or -1 to -{n_layers} "
+                                 "from the output; -1 = output layer)")
+                layers.append(bound)
             out[k] = layers
         else:
             out[k] = v.scalar(val, path, spec)
@@ -933,6 +974,9 @@ def _read_source(path_or_dict: str | Path | Mapping[str, Any]) -> tuple[Any, str
         return copy.deepcopy(dict(path_or_dict)), "<dict>", {}
     if not isinstance(path_or_dict, str | Path):
         raise ScenarioError(f"expected a scenario file path or a dict, got {_typename(path_or_dict)}")
+    if isinstance(path_or_dict, str) and not path_or_dict.strip():  # Path('') would read '.', a directory
+        raise ScenarioError(f"the scenario path is empty ({shown(path_or_dict)}): give a scenario .yaml file, or "
+                            "leave the argument out for the bundled default")
     source = str(path_or_dict)
     raw, lines = parse_yaml(_read_text(Path(path_or_dict), source), source)
     return raw, source, lines
@@ -966,6 +1010,10 @@ def load_scenario(path_or_dict: str | Path | Mapping[str, Any] | None = None, *,
         if not isinstance(raw, dict):
             raise ScenarioError(f"a scenario must be a mapping of keys, got {_typename(raw)}", source=source)
         raw, origins = apply_overrides(raw, extra)
+        if seed is not None:  # given as an option, not as --set: an error names the option
+            origins[("seed",)] = f"--seed {seed}"
+        if seeds is not None:
+            origins[("seeds",)] = f"--seeds {seeds}"
     return _validate(raw, source, lines, origins)
 
 

@@ -29,12 +29,12 @@ _NUMBER_STRING = {"type": "string", "pattern": r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+
 
 def _finish(base: dict[str, Any], *, numeric: bool, is_float: bool, minimum: float | None, maximum: float | None,
             exclusive_minimum: bool, choices: tuple[Any, ...] | None, nullable: bool, help: str,
-            default: Any) -> dict[str, Any]:
+            default: Any, exclusive_maximum: bool = False) -> dict[str, Any]:
     """Bounds, choices, the YAML-1.1 number-as-string form, null, description and default of one value."""
     if minimum is not None and numeric:
         base["exclusiveMinimum" if exclusive_minimum else "minimum"] = minimum
     if maximum is not None and numeric:
-        base["maximum"] = maximum
+        base["exclusiveMaximum" if exclusive_maximum else "maximum"] = maximum
     if choices is not None:
         base["enum"] = list(choices)
     if is_float:  # YAML 1.1 reads 1e-3 as a string; the loader accepts it
@@ -62,7 +62,7 @@ def _key(k: Key) -> dict[str, Any]:
     return _finish(dict(_KEY_TYPES.get(k.type, {})), numeric=k.type in ("int", "float"), is_float=k.type == "float",
                    minimum=k.minimum, maximum=k.maximum, exclusive_minimum=k.exclusive_minimum,
                    choices=k.choices if k.type == "str" else None, nullable=k.nullable, help=k.help,
-                   default=k.default)
+                   default=k.default, exclusive_maximum=k.exclusive_maximum)
 
 
 _PARAM_TYPES: dict[type, dict[str, Any]] = {
@@ -73,9 +73,16 @@ _PARAM_TYPES: dict[type, dict[str, Any]] = {
 
 def _param(p: Param) -> dict[str, Any]:
     base = dict(_PARAM_TYPES.get(p.type, {"type": ["number", "string"]}))
-    return _finish(base, numeric=p.type in (float, int), is_float=p.type is float, minimum=p.minimum,
-                   maximum=p.maximum, exclusive_minimum=p.exclusive_minimum, choices=p.choices,
-                   nullable=p.nullable, help=p.help, default=p.default)
+    lo, hi = p.range()
+    if p.type is list:  # the bound applies to every number of the list
+        base["items"] = {**base["items"], "minimum": lo, "maximum": hi}
+        lo = hi = None
+    elif p.type is object:  # a gain: a number in [0, MAX_MAGNITUDE] or a name (bounds apply to numbers only)
+        base.update(minimum=0.0, maximum=hi)
+        lo = hi = None
+    return _finish(base, numeric=p.type in (float, int), is_float=p.type is float, minimum=lo,
+                   maximum=hi, exclusive_minimum=p.exclusive_minimum, choices=p.choices,
+                   nullable=p.nullable, help=p.help, default=p.default, exclusive_maximum=p.exclusive_maximum)
 
 
 def _component(registry: Registry, name_key: str, only: tuple[str, ...] | None = None) -> dict[str, Any]:

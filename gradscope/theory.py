@@ -211,7 +211,8 @@ def _critical_candidates(activation: str, sigma_b2: float, params: dict[str, Any
 
     out: list[float] = []
     if sigma_b2 == 0.0 and float(fn(np.zeros(1))[0]) == 0.0:
-        g0 = float(grad(np.zeros(1))[0]) ** 2  # q* = 0: χ₁ = σ_w² φ'(0)²
+        g0 = float(grad(np.zeros(1))[0])
+        g0 = g0 * g0  # q* = 0: χ₁ = σ_w² φ'(0)² (x*x overflows to inf, never OverflowError)
         if g0 > 0 and lo <= 1.0 / g0 <= hi:
             out.append(1.0 / g0)
     q = np.geomspace(max(sigma_b2, 1e-8) * (1.0 + 1e-6), 1e4 * (1.0 + sigma_b2), 400)

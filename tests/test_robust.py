@@ -390,3 +390,188 @@ def test_subnormal_gradients_render():
     render.make_console(file=io.StringIO(), width=160).print(render.run_renderable(report))
     assert render.bar_decades(1e-300, 1e10) == 310
     assert render.log_bar(1e-320, 1e-320, 1e10) == "█"
+
+
+# ---------------------------------------------------------------- new-user trial: bounds, duplicates, sources
+
+
+_HUGE = [("network", "init", {"scheme": "normal", "std": 1.0e300}, "std"),
+         ("network", "init", {"scheme": "xavier_uniform", "gain": 1.0e300}, "gain"),
+         ("network", "bias_init", {"scheme": "normal", "std": 1.0e300}, "std"),
+         ("network", "init", {"scheme": "he_normal", "negative_slope": 1.0e300}, "negative_slope"),
+         ("network", "activation", {"name": "elu", "alpha": 1.0e300}, "alpha"),
+         ("top", "data", {"kind": "gaussian", "std": 1.0e300}, "std"),
+         ("top", "data", {"kind": "uniform", "low": -1.0e300}, "low"),
+         ("top", "data", {"kind": "blobs", "separation": 1.0e300}, "separation"),
+         ("top", "loss", {"name": "huber", "delta": 1.0e300}, "delta")]
+
+
+@pytest.mark.parametrize("where,key,value,param", _HUGE)
+def test_float_parameters_beyond_the_magnitude_bound_are_refused(where, key, value, param):
+    sc = small(**{key: value}) if where == "network" else {**small(), key: value}
+    if key == "loss":
+        sc["network"]["output_dim"] = 3
+    e = refused(sc, "1e+150", "1e+300")
+    assert e.path == f"{'network.' if where == 'network' else ''}{key}.{param}"
+
+
+def test_the_magnitude_bound_on_the_cli_names_key_and_line(tmp_path):
+    f = tmp_path / "huge.yaml"
+    f.write_text("network:\n  depth: 2\n  width: 4\n  init:\n    scheme: normal\n    std: 1.0e+300\n")
+    one_paragraph(invoke("run", str(f)), f"{f}:6", "network.init.std", "1e+150")
+
+
+def _extreme_variants():
+    """Every float registry parameter at the edge of its range (±1e150 where unbounded)."""
+    from gradscope.activations import ACTIVATIONS
+    from gradscope.datasets import DATASETS
+    from gradscope.inits import BIAS_SCHEMES, INITS
+    from gradscope.losses import LOSSES
+    from gradscope.optimizers import OPTIMIZERS
+
+    regs = [("activation", ACTIVATIONS, "name", None), ("init", INITS, "scheme", None),
+            ("bias_init", INITS, "scheme", BIAS_SCHEMES), ("loss", LOSSES, "name", None),
+            ("data", DATASETS, "kind", None), ("train", OPTIMIZERS, "optimizer", None)]
+    for key, reg, name_key, allowed in regs:
+        for entry in reg:
+            if allowed is not None and entry.name not in allowed:
+                continue
+            for p in entry.params:
+                if p.type not in (float, object):
+                    continue
+                lo, hi = p.range()
+                if p.type is object:
+                    lo = 0.0
+                for edge in (lo, hi):
+                    if edge is None or (edge == p.minimum and p.exclusive_minimum) \
+                            or (edge == p.maximum and p.exclusive_maximum):
+                        continue
+                    yield key, {name_key: entry.name, p.name: edge}
+
+
+def test_every_float_parameter_at_its_bound_runs_without_a_traceback():
+    """The bound is what keeps the arithmetic finite: at ±1e150 every parameter either runs (possibly to an
+    overflow verdict) or is refused as a combination, never a Python exception."""
+    ran = 0
+    for key, comp in _extreme_variants():
+        sc = small()
+        sc["seeds"] = 1
+        if key in ("activation", "init", "bias_init"):
+            sc["network"][key] = comp
+        elif key == "train":
+            sc["train"] = {**comp, "steps": 2, "train_size": 8, "holdout": 4, "record_every": 1}
+        else:
+            sc[key] = comp
+            if key == "loss":
+                sc["network"]["output_dim"] = 3
+        try:
+            scenario = load_scenario(sc)
+        except ScenarioError:
+            continue
+        gradscope.run(scenario)
+        ran += 1
+    assert ran > 40
+
+
+@pytest.mark.parametrize("beta", ["beta1", "beta2"])
+def test_adam_beta_of_one_is_refused_like_torch(beta):
+    refused({**small(), "train": {"optimizer": "adam", beta: 1}}, "must be < 1", "got 1")
+    load_scenario({**small(), "train": {"optimizer": "adam", beta: 0.0}})
+    r = invoke("run", "--set", f"train={{optimizer: adam, {beta}: 1.0}}")
+    one_paragraph(r, f"train.{beta}", "must be < 1")
+
+
+def test_schema_shows_the_bounds():
+    from gradscope.schema import scenario_schema
+
+    text = json.dumps(scenario_schema())
+    assert '"exclusiveMaximum": 1.0' in text and "1e+150" in text
+
+
+def test_train_key_bounds_agree_with_the_optimizer_registry():
+    from gradscope.optimizers import OPTIMIZERS
+    from gradscope.registry import MAX_MAGNITUDE
+    from gradscope.scenario import TRAIN_KEYS
+
+    for entry in OPTIMIZERS:
+        for p in entry.params:
+            k = TRAIN_KEYS[p.name]
+            assert (k.minimum, k.exclusive_minimum, k.exclusive_maximum) == \
+                (p.minimum, p.exclusive_minimum, p.exclusive_maximum), p.name
+            assert k.maximum == (p.maximum if p.maximum is not None else MAX_MAGNITUDE), p.name
+
+
+@pytest.mark.parametrize("text,line,path", [("seeds: 4\nseeds: 8\n", 2, "seeds"),
+                                            ("network: {depth: 3, depth: 50}\n", 1, "network.depth"),
+                                            ("network:\n  depth: 3\n  width: 4\n  depth: 50\n", 4, "network.depth")])
+def test_duplicate_yaml_keys_are_refused_with_the_line(tmp_path, text, line, path):
+    f = tmp_path / "dup.yaml"
+    f.write_text(text)
+    e = refused(f, "duplicate key")
+    assert (e.line, e.path) == (line, path)
+    one_paragraph(invoke("run", str(f)), f"{f}:{line}", path, "duplicate key")
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    f = tmp_path / "merge.yaml"
+    f.write_text("base: &b {depth: 2, width: 4}\n")
+    with pytest.raises(ScenarioError) as info:  # `base` is unknown, but the YAML itself parses
+        load_scenario(f)
+    assert "duplicate" not in info.value.message
+    f.write_text("network: {<<: {depth: 2, width: 4}, input_dim: 3}\n")
+    assert load_scenario(f).sizes[:2] == (3, 4)
+
+
+@pytest.mark.parametrize("layer", [99, 10, 0, -10])
+def test_expect_layers_naming_a_missing_layer_is_bad_input(tmp_path, layer):
+    f = tmp_path / "layers.yaml"
+    f.write_text(f"network: {{depth: 8, width: 4}}\nexpect:\n  layers:\n    - layer: {layer}\n      status: healthy\n")
+    e = refused(f, f"layer {layer} does not exist", "9 layers")
+    assert (e.line, e.path) == (4, "expect.layers.0.layer")
+    one_paragraph(invoke("run", str(f)), "expect.layers.0.layer")
+    r = invoke("check", str(f))
+    assert r.exit_code == 2, r.output
+    for ok in (9, -9, 1, -1):
+        f.write_text(f"network: {{depth: 8, width: 4}}\nexpect:\n  layers:\n    - layer: {ok}\n")
+        load_scenario(f)
+
+
+@pytest.mark.parametrize("args,source", [(["--set", "network.depth.x=3"], "--set network.depth.x=3"),
+                                         (["--set", "network.widths=[1e400]"], "--set network.widths=[1e400]"),
+                                         (["--seeds", "99999"], "--seeds 99999")])
+def test_errors_under_an_override_name_the_override(args, source):
+    r = invoke("run", *args)
+    one_paragraph(r, f"error: {source}, key")
+    assert "bundled" not in r.stderr
+
+
+def test_compare_target_without_probs_is_an_error():
+    r = invoke("compare", "mse", "ce", "--target", "2")
+    one_paragraph(r, "--target needs --probs")
+    with pytest.raises(GradscopeError, match="--target needs --probs"):
+        gradscope.compare(None, ["mse", "ce"], target=1)
+
+
+def test_compare_axis_message_spells_losses():
+    r = invoke("compare", "sigmoid", "relu", "--axis", "loss")
+    one_paragraph(r, "known losses: mse")
+    assert "losss" not in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["run", "check"])
+def test_an_empty_scenario_path_says_so(cmd):
+    r = invoke(cmd, "")
+    assert r.exit_code == 2, r.output
+    assert "path is empty" in r.output + r.stderr and "directory" not in r.output + r.stderr
+    refused("", "path is empty")
+
+
+def test_init_variance_arithmetic_overflows_to_inf_not_an_exception():
+    """Below the validation bound too: a Python float squared with ** raises OverflowError; x*x gives inf."""
+    from gradscope.inits import INITS, LayerContext, bias_variance
+
+    ctx = LayerContext()
+    assert INITS.get("normal").variance(4, 4, ctx, std=1e300) == math.inf
+    assert INITS.get("xavier_uniform").variance(4, 4, ctx, gain=1e300) == math.inf
+    assert INITS.get("he_normal").variance(4, 4, ctx, negative_slope=1e300) == 0.0
+    assert bias_variance("normal", {"std": 1e300}, 4) == math.inf
