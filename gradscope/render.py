@@ -266,23 +266,43 @@ def _span(layers: Sequence[int]) -> str:
     return f"{layers[0]}–{layers[-1]}" if len(layers) > 1 else str(layers[0])
 
 
+def extrapolation_sentence(ex: dict[str, Any], depth: int = 50) -> str:
+    """The depth extrapolation with the per-layer factor it is computed from (the log-linear fit of ‖δ_l‖ over
+    all layers, not the hidden layers' mean gain), that factor printed with enough digits that
+    factor^(depth-1) reproduces the printed ratio."""
+    log10_f = float(ex["log10_per_layer_factor"])
+    log10_r = float(ex[f"layer1_log10_ratio_at_depth_{depth}"])
+    ratio = ex.get(f"layer1_ratio_at_depth_{depth}")
+    shown = fmt(ratio, 2) if ratio is not None else f"10^{log10_r:.0f}"
+    factor = ex.get("per_layer_factor")
+    cited = f"10^{log10_f:.6g}"
+    if factor is not None:
+        for digits in range(3, 13):
+            cited = fmt(factor, digits)
+            ln_r = (depth - 1) * math.log(float(cited))
+            again = (fmt(math.exp(ln_r), 2) if abs(ln_r) < 700 else None) if ratio is not None else (
+                f"10^{ln_r / math.log(10.0):.0f}")
+            if again == shown and abs(ln_r - log10_r * math.log(10.0)) <= 0.01:  # within 1 % of the fit's ratio
+                break
+    tail = " (beyond float range)" if ratio is None else ""
+    return (f"fitted over all layers, ‖δ_l‖/‖δ_l+1‖ = {cited} per layer; at this rate layer 1 of a {depth}-layer net "
+            f"gets {cited}^{depth - 1} = {shown} of the output layer's δ{tail}")
+
+
 def verdict_text(report: RunReport, *, theory: bool = True) -> Text:
     """The verdict paragraph; with theory, the mean-field line and its caveats under it."""
     s = report.summary
     t = Text()
-    t.append("verdict: ", style="bold")
+    # the verdict is of the initialization; with a train block say so, the training line follows it
+    t.append("verdict at initialization (step 0): " if report.history else "verdict: ", style="bold")
     t.append(s.verdict.upper(), style="bold " + STATUS_STYLE.get(s.verdict, ""))
     t.append(f" — gradient spread {fmt(s.gradient_spread)} (max/min layer ‖∂L/∂W‖, median of {s.seeds} seeds); "
              f"loss {fmt(s.loss.median)}")
     if s.mean_backward_gain is not None:
         t.append(f"; backward gain ‖δ_l‖/‖δ_l+1‖ {fmt(s.mean_backward_gain)} per layer")
     ex = s.extrapolation
-    if ex.get("layer1_ratio_at_depth_50") is not None:
-        t.append(f"; at this rate layer 1 of a 50-layer net gets {fmt(ex['layer1_ratio_at_depth_50'], 2)} of the "
-                 "output layer's δ")
-    elif ex.get("layer1_log10_ratio_at_depth_50") is not None:
-        t.append(f"; at this rate layer 1 of a 50-layer net gets 10^{ex['layer1_log10_ratio_at_depth_50']:.0f} of "
-                 "the output layer's δ (beyond float range)")
+    if ex.get("layer1_log10_ratio_at_depth_50") is not None:
+        t.append(f"; {extrapolation_sentence(ex)}")
     if s.overflow_seeds:
         t.append(f"; {s.overflow_seeds} seeds overflowed", style="bold red")
     th = s.theory if theory else {}
@@ -393,13 +413,20 @@ def jacobian_histogram(sv: Any, width: int = 160, floor: float | None = None) ->
         edges = np.arange(round((hi - lo) / step) + 1) * step + lo
         counts, _ = np.histogram(np.log10(pos), bins=edges)
         for a, b, c in zip(edges[:-1], edges[1:], counts, strict=True):
-            rows.append((f"[{fmt(10.0 ** a, 2)}, {fmt(10.0 ** b, 2)})", int(c), a <= 1e-12 and b > 1e-12))
+            # the bin [10^a, 10^b) holds σ = 1 exactly when a ≤ 0 < b, the same edges np.histogram used
+            rows.append((f"[{fmt(10.0 ** a, 2)}, {fmt(10.0 ** b, 2)})", int(c), bool(a <= 0.0 < b)))
     zeros, bad = int((finite == 0).sum()), int(v.size - finite.size)
     rows += [("= 0", zeros, False)] if zeros else []
     rows += [("NaN/Inf", bad, False)] if bad else []
     most = max((c for _, c, _ in rows), default=1) or 1
     bar_w = max(10, min(40, width - 40))
-    table = Table(title=f"σ of J, log bins ({v.size} values; ◀ holds 1)", title_justify="left",
+    if any(one for _, _, one in rows):
+        where_one = "◀ marks the bin holding 1"
+    elif pos.size:
+        where_one = f"1 is {'above' if pos.max() < 1.0 else 'below'} every bin"
+    else:
+        where_one = "no positive finite σ"
+    table = Table(title=f"σ of J, log bins ({v.size} values; {where_one})", title_justify="left",
                   box=None, pad_edge=False, header_style="bold", collapse_padding=True)
     table.add_column("σ in", justify="right", no_wrap=True)
     table.add_column("count", justify="right", no_wrap=True)
@@ -591,37 +618,68 @@ def probs_renderable(cmp: Any) -> Table:
     return table
 
 
-def side_by_side(cmp: Any, width: int = 160) -> Table:
-    """Per-layer ‖∂L/∂W‖, ratio and status of every variant; narrow terminals drop the ratio, then the shape."""
-    reports = cmp.reports
+def side_by_side(cmp: Any, width: int = 160) -> Group:
+    """Per-layer ‖∂L/∂W‖, ratio and status of every variant. Nothing is cut: a narrow terminal drops the ratio,
+    then the shape, then stacks the variants in as few tables as fit (each with its own layer column)."""
+    from rich.cells import cell_len
+
+    reports, labels = cmp.reports, list(cmp.labels)
     n_layers = max(len(r.layers) for r in reports)
-    norm_w = max(len(f"{lab} ‖∂L/∂W‖") for lab in cmp.labels)
-    shape_w = max(len(f"{lay.fan_in}→{lay.fan_out}") for r in reports for lay in r.layers) + 1
-    need = 6 + len(cmp.labels) * (norm_w + 1 + 10)   # layer, then per variant: norm and status
-    show_shape = need + shape_w <= width
-    show_ratio = show_shape and need + shape_w + 6 * len(cmp.labels) <= width
-    table = Table(title="per-layer gradients, side by side (medians over seeds)", title_justify="left", box=None,
-                  pad_edge=False, header_style="bold", collapse_padding=True)
-    table.add_column("layer", justify="right", no_wrap=True)
-    if show_shape:
-        table.add_column("shape", justify="right", no_wrap=True)
-    for lab in cmp.labels:
-        table.add_column(f"{lab} ‖∂L/∂W‖", justify="right", no_wrap=True)
-        if show_ratio:
-            table.add_column("ratio", justify="right", no_wrap=True)
-        table.add_column("status", no_wrap=True)
+    shapes = []
     for i in range(n_layers):
         first = next(r.layers[i] for r in reports if i < len(r.layers))
-        row: list[Any] = [str(i + 1)] + ([f"{first.fan_in}→{first.fan_out}"] if show_shape else [])
-        for r in reports:
-            cells: list[Any] = ["", "", ""]
-            if i < len(r.layers):
-                lay = r.layers[i]
-                cells = [fmt(lay.median("weight_grad_norm")), fmt(lay.median("gradient_ratio")),
-                         Text(lay.status, style=STATUS_STYLE.get(lay.status, ""))]
-            row += cells if show_ratio else [cells[0], cells[2]]
-        table.add_row(*row)
-    return table
+        shapes.append(f"{first.fan_in}→{first.fan_out}")
+    cells = [[(fmt(r.layers[i].median("weight_grad_norm")), fmt(r.layers[i].median("gradient_ratio")),
+               r.layers[i].status) if i < len(r.layers) else ("", "", "") for i in range(n_layers)]
+             for r in reports]
+
+    def col(head: str, values: Sequence[str]) -> int:
+        return max(cell_len(head), *(cell_len(v) for v in values))
+
+    layer_w, shape_w = col("layer", [str(n_layers)]), col("shape", shapes)
+    var_w = [(col(f"{lab} ‖∂L/∂W‖", [c[0] for c in cs]), col("ratio", [c[1] for c in cs]),
+              col("status", [c[2] for c in cs])) for lab, cs in zip(labels, cells, strict=True)]
+
+    def fits(group: Sequence[int], shape: bool, ratio: bool) -> bool:
+        ws = [layer_w] + ([shape_w] if shape else []) + [w for v in group for w in (
+            (var_w[v][0], var_w[v][1], var_w[v][2]) if ratio else (var_w[v][0], var_w[v][2]))]
+        return sum(ws) + len(ws) - 1 <= width   # one space between columns, none at the edges
+
+    n = len(labels)
+    layout = (1, False, False)
+    for k in range(n, 0, -1):
+        groups = [list(range(a, min(a + k, n))) for a in range(0, n, k)]
+        found = next(((k, sh, ra) for sh, ra in ((True, True), (True, False), (False, False))
+                      if all(fits(g, sh, ra) for g in groups)), None)
+        if found:
+            layout = found
+            break
+    k, show_shape, show_ratio = layout
+    tables = []
+    for a in range(0, n, k):
+        group = list(range(a, min(a + k, n)))
+        title = "per-layer gradients, side by side (medians over seeds)" if k == n else (
+            f"per-layer gradients (medians over seeds): {', '.join(labels[v] for v in group)}")
+        table = Table(title=title, title_justify="left", box=None,
+                      pad_edge=False, header_style="bold", collapse_padding=True)
+        table.add_column("layer", justify="right", no_wrap=True)
+        if show_shape:
+            table.add_column("shape", justify="right", no_wrap=True)
+        for v in group:
+            table.add_column(f"{labels[v]} ‖∂L/∂W‖", justify="right", no_wrap=True)
+            if show_ratio:
+                table.add_column("ratio", justify="right", no_wrap=True)
+            table.add_column("status", no_wrap=True)
+        for i in range(n_layers):
+            row: list[Any] = [str(i + 1)] + ([shapes[i]] if show_shape else [])
+            for v in group:
+                norm, ratio, status = cells[v][i]
+                row += [norm] + ([ratio] if show_ratio else []) + [Text(status, style=STATUS_STYLE.get(status, ""))]
+            table.add_row(*row)
+        if tables:
+            tables.append(Text(""))
+        tables.append(table)
+    return Group(*tables)
 
 
 def compare_verdicts(cmp: Any) -> Text:
@@ -784,6 +842,16 @@ def training_text(report: RunReport) -> Text:
     tr = report.training or {}
     t = Text()
     t.append("training: ", style="bold")
+    n_div, seeds = tr.get("diverged_seeds") or 0, report.summary.seeds
+    if n_div:
+        steps = tr.get("diverged_steps") or []
+        at = ("" if not steps else f" at step {steps[0]}" if steps[0] == steps[-1] else
+              f" (first at step {steps[0]}, last at step {steps[-1]})")
+        t.append(f"diverged in {n_div} of {seeds} seeds{at}", style="bold red")
+        if n_div == seeds:
+            t.append(f"; {tr.get('steps')} steps of {tr.get('optimizer')}, lr {fmt(tr.get('lr'))}")
+            return t
+        t.append("; ")
     fall = tr.get("gradient_fall", {})
     keys = list(fall)
     if keys:
@@ -797,8 +865,6 @@ def training_text(report: RunReport) -> Text:
         best = tr.get("best_accuracy")
         if best is not None and best - tr["final_accuracy"] >= 0.02:
             t.append(f", below its best {fmt(best)} at step {tr.get('best_accuracy_step')}")
-    if tr.get("diverged_seeds"):
-        t.append(f"; {tr['diverged_seeds']} of {report.summary.seeds} seeds diverged")
     t.append(f"; {tr.get('steps')} steps of {tr.get('optimizer')}, lr {fmt(tr.get('lr'))}, medians over "
              f"{report.summary.seeds} seeds")
     return t

@@ -274,7 +274,9 @@ class Outcome:
 
     @property
     def over(self) -> str:
-        """Which seeds the medians are over."""
+        """Which seeds the medians are over (every seed when none is left that did not diverge)."""
+        if self.diverged and self.diverged == self.nonfinite.size:
+            return "median over all seeds: every seed diverged"
         return "median over the seeds that did not diverge" if self.diverged else "median over seeds"
 
     @property
@@ -304,7 +306,10 @@ class Outcome:
         return bool(b < len(ho) - 1 and ho[-1] > ho[b] * (1 + OVERFIT_RISE) and tr[-1] < tr[b])
 
     def died(self, depth: int) -> list[int]:
-        """Hidden layers (1-based) whose median dead-unit fraction grew by more than DIED."""
+        """Hidden layers (1-based) whose median dead-unit fraction grew by more than DIED; none when every seed's
+        training loss became NaN/Inf (its weights are NaN/Inf: no unit's activity is measured)."""
+        if self.nonfinite.all():
+            return []
         return [l for l in range(1, depth + 1) if self.dead[-1, l - 1] - self.dead[0, l - 1] > DIED]
 
 
@@ -337,6 +342,8 @@ def dynamics(sc: Scenario, history: list[dict[str, Any]], trace: Trace, retry: R
         "best_accuracy": _clean(o.accuracy[best]) if o.accuracy is not None and best is not None else None,
         "best_accuracy_step": steps[best] if best is not None else None,
         "diverged_seeds": o.diverged, "nonfinite_seeds": int(o.nonfinite.sum()),
+        # the step at which each diverged seed's loss became NaN/Inf or rose past RISE, earliest first
+        "diverged_steps": sorted(int(x) for x in o.first_step[o.nonfinite | o.grew]),
     }
     tries: dict[float, Outcome] = {}
 

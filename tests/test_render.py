@@ -130,3 +130,82 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
         api.run(load_scenario(sc), progress=lambda d, n: (calls.append((d, n)), cb(d, n)))
     assert calls == [(i, 6) for i in range(1, 7)]
     assert "6/6" in "".join(tty.text)
+
+
+@pytest.mark.parametrize("path", ["scenarios/classify-blobs.yaml", None])
+def test_extrapolation_cites_the_factor_it_uses(path):
+    import math
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sc = load_scenario(str(root / path) if path else None, seeds=4)
+    r = api.run(sc)
+    out = " ".join(_text(render.verdict_text(r), 200).split())
+    m = re.search(r"‖δ_l‖/‖δ_l\+1‖ = (\S+) per layer; at this rate layer 1 of a 50-layer net gets "
+                  r"(\S+)\^49 = (\S+) of", out)
+    assert m, out
+    factor, again, ratio = m.groups()
+    assert factor == again
+    ex = r.summary.extrapolation
+    # the cited factor, raised to the 49th power in log space, is the printed ratio and the fit's ratio
+    ln = 49 * math.log(float(factor))
+    assert render.fmt(math.exp(ln), 2) == ratio == render.fmt(ex["layer1_ratio_at_depth_50"], 2)
+    assert abs(ln - ex["layer1_log10_ratio_at_depth_50"] * math.log(10)) <= 0.01
+    assert abs(math.log(float(factor)) - ex["log10_per_layer_factor"] * math.log(10)) <= 0.01 / 49
+
+
+@pytest.mark.parametrize("values", [[0.9, 0.95, 0.987], [0.5, 0.99, 1.0, 1.3], [1.5, 2.0, 3.0]])
+def test_jacobian_histogram_marks_the_bin_holding_one_and_only_then_says_so(values):
+    out = _text(render.jacobian_histogram(values), 120)
+    title, *rows = out.splitlines()
+    marked = [r for r in rows if "◀" in r]
+    bins = [tuple(float(x) for x in re.findall(r"\[([^,]+), ([^)]+)\)", r)[0]) for r in rows if "[" in r]
+    holding = [b for b in bins if b[0] <= 1.0 < b[1]]
+    assert len(marked) == len(holding) <= 1
+    if holding:
+        assert "◀ marks the bin holding 1" in title and f"[{render.fmt(holding[0][0], 2)}," in marked[0]
+    else:
+        assert "◀" not in title
+        assert ("1 is above every bin" if max(values) < 1 else "1 is below every bin") in title
+
+
+@pytest.fixture(scope="module")
+def init_race():
+    # the new-user repro's three init names (long labels) on a small deep ReLU net, trained a few steps
+    sc = load_scenario(small(widths=[16] * 6, activation="relu", seeds=2, input_dim=8, output_dim=4))
+    return compare(sc, ["standard", "xavier_uniform", "he_normal"], train_steps=4)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_compare_long_labels_stack_instead_of_cutting(init_race, width):
+    out = _text(render.compare_renderable(init_race, width=width), width)
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= width
+    for lab, r in zip(init_race.labels, init_race.reports, strict=True):
+        assert f"{lab} ‖∂L/∂W‖" in out
+        for lay in r.layers:
+            assert re.search(rf"{re.escape(render.fmt(lay.median('weight_grad_norm')))}( +\S+)? +{lay.status}\b", out)
+    if width == 160:
+        assert "side by side" in out  # wide enough for all three in one table
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_race_table_fits_without_cutting(init_race, width):
+    out = _text(render.race_renderable(init_race.race, width), width)
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
+    for lab in init_race.labels:
+        assert re.search(rf"^{lab} ", out, re.M)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_check_output_is_not_cut(tmp_path, width):
+    from typer.testing import CliRunner
+
+    from gradscope.cli import app
+
+    p = tmp_path / "a-rather-long-scenario-file-name-for-a-deep-sigmoid-net.yaml"
+    p.write_text("seeds: 2\nnetwork: {depth: 8, width: 16, activation: sigmoid}\ndata: {batch_size: 16}\n"
+                 "expect: {verdict: healthy, max_gradient_spread: 100}\n")
+    r = CliRunner().invoke(app, ["check", str(p), "--jobs", "1", "--no-color"], env={"COLUMNS": str(width)})
+    assert r.exit_code == 1, r.output
+    assert "…" not in r.stdout and str(p) in r.stdout and "expected maximum 100" in r.stdout

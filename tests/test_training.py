@@ -142,3 +142,22 @@ def test_cli_train_steps_and_compare_race():
     assert d["race"]["leader"] == min(reached, key=lambda k: (reached[k], ["mse", "ce"].index(k)))
     t = runner.invoke(app, ["compare", "mse", "ce", "--train", "40", "--seeds", "2", "--no-color"])
     assert "training race" in t.stdout
+
+
+def test_fully_diverged_run_says_so_in_quiet_and_states_no_dead_fractions(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("seeds: 3\nnetwork: {depth: 2, width: 8}\ndata: {batch_size: 16}\n"
+                 "train:\n  steps: 3\n  lr: 1.0e+300\n")
+    r = gradscope.run(load_scenario(str(p)))
+    # recomputed: the loss is finite at step 0 and, training one step only, NaN/Inf in every seed at step 1
+    one = gradscope.run(load_scenario(str(p), overrides=["train.steps=1"]))
+    assert one.history[0]["train_loss"]["max"] is not None and one.history[-1]["step"] == 1
+    assert one.history[-1]["train_loss"]["min"] is None and one.history[-1]["train_loss"]["max"] is None
+    steps = r.training["diverged_steps"]
+    assert r.training["diverged_seeds"] == 3 and len(steps) == 3 and steps[0] == steps[-1] == 1
+    assert "units-died" not in {f.code for f in r.findings}
+    out = CliRunner().invoke(app, ["run", str(p), "--quiet", "--no-color"]).stdout
+    flat = " ".join(out.split())
+    assert flat.startswith("verdict at initialization (step 0): ")
+    assert "training: diverged in 3 of 3 seeds at step 1" in flat
+    assert "did not diverge" not in flat
