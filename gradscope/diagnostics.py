@@ -25,7 +25,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .engine import Params, Pass
-from .inits import INITS, LayerContext, bias_variance
+from .inits import INITS, LayerContext, bias_variance, layer_sigmas
 from .losses import LOSSES
 from .optimizers import first_step_ratio
 from .report import Finding, LayerReport, Stat, Summary
@@ -251,13 +251,7 @@ def theory_for(scenario: Scenario, x: np.ndarray, delta_out: np.ndarray | None =
         return {"applies": False, "reason": "biases with a non-zero mean (constant bias_init)"}, None
     sizes = scenario.sizes
     L = scenario.n_layers
-    ctxs = [LayerContext(scenario.layer_activation(l),
-                         dict(scenario.activations[l - 1].params) if l <= scenario.depth else {})
-            for l in range(1, L + 1)]
-    sw2 = [sizes[l - 1] * float(init.variance(sizes[l - 1], sizes[l], ctxs[l - 1], **scenario.init.params))
-           for l in range(1, L + 1)]
-    sb2 = [bias_variance(scenario.bias_init.name, dict(scenario.bias_init.params), sizes[l - 1])
-           if scenario.bias else 0.0 for l in range(1, L + 1)]
+    sw2, sb2 = layer_sigmas(scenario)
     acts = [(a.name, dict(a.params)) for a in scenario.activations]
     input_sq = float(np.mean(np.sum(np.square(x, dtype=np.float64), axis=-1)))
     pred = predict_layers(sizes, acts, sw2, sb2, input_sq) if L >= 1 else None

@@ -12,12 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .activations import ACTIVATIONS, torch_gain
 from .registry import Entry, Param, Registry
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
 
 Array = np.ndarray
 
@@ -181,3 +184,17 @@ def bias_variance(scheme: str, params: dict[str, Any], fan_in: int) -> float:
     if scheme == "uniform":
         return _sq(float(params.get("a", 1.0))) / 3.0
     return 0.0
+
+
+def layer_sigmas(scenario: Scenario) -> tuple[list[float], list[float]]:
+    """Mean-field σ_w² = fan_in·Var(W_l) and σ_b² = Var(b_l) of every linear layer l = 1..L of a scenario."""
+    init = INITS.get(scenario.init.name)
+    sizes, L = scenario.sizes, scenario.n_layers
+    ctxs = [LayerContext(scenario.layer_activation(l),
+                         dict(scenario.activations[l - 1].params) if l <= scenario.depth else {})
+            for l in range(1, L + 1)]
+    sw2 = [sizes[l - 1] * float(init.variance(sizes[l - 1], sizes[l], ctxs[l - 1], **scenario.init.params))
+           for l in range(1, L + 1)]
+    sb2 = [bias_variance(scenario.bias_init.name, dict(scenario.bias_init.params), sizes[l - 1])
+           if scenario.bias else 0.0 for l in range(1, L + 1)]
+    return sw2, sb2

@@ -33,7 +33,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .errors import GradscopeError
-from .inits import INITS, LayerContext, bias_variance
+from .inits import INITS, LayerContext, bias_variance, layer_sigmas
 from .report import Finding
 from .theory import chi, gaussian_expectation, predict_layers
 
@@ -180,14 +180,7 @@ def predict(scenario: Any, x: Array, at: str) -> dict[str, Any]:
     if scenario.bias and scenario.bias_init.name == "constant" and scenario.bias_init.params.get("value", 0.0):
         out["mean_reason"] = out["var_reason"] = "biases with a non-zero mean (constant bias_init)"
         return out
-    init = INITS.get(name)
-    ctxs = [LayerContext(scenario.layer_activation(l),
-                         dict(scenario.activations[l - 1].params) if l <= scenario.depth else {})
-            for l in range(1, L + 1)]
-    sw2 = [sizes[l - 1] * float(init.variance(sizes[l - 1], sizes[l], ctxs[l - 1], **scenario.init.params))
-           for l in range(1, L + 1)]
-    sb2 = [bias_variance(scenario.bias_init.name, dict(scenario.bias_init.params), sizes[l - 1])
-           if scenario.bias else 0.0 for l in range(1, L + 1)]
+    sw2, sb2 = layer_sigmas(scenario)
     acts = [(c.name, dict(c.params)) for c in scenario.activations]
     input_sq = float(np.mean(np.sum(np.square(np.asarray(x, dtype=np.float64)), axis=-1)))
     q = predict_layers(sizes, acts, sw2, sb2, input_sq).q
@@ -450,7 +443,6 @@ REFERENCE_MAX_MACS = 2 * 10**9   # references of larger nets are left out (the f
 def reference_spectra(sizes: list[int] | tuple[int, ...], seed: int = 0) -> dict[str, Array] | None:
     """Singular values of J for linear nets of the same layer sizes: i.i.d. Gaussian (σ_w² = 1) and
     orthogonal weights, REFERENCE_SEEDS draws each, through the same Dense steps; None above the cost cap."""
-    from .inits import INITS
 
     sizes = list(sizes)
     r = min(sizes[0], sizes[-1])

@@ -126,7 +126,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
     calls = []
     sc = small(train={"steps": 6, "record_every": 3})
     with render.progress_bar("training", file=tty) as cb:
-        assert cb is not None
+        assert callable(cb)
         api.run(load_scenario(sc), progress=lambda d, n: (calls.append((d, n)), cb(d, n)))
     assert calls == [(i, 6) for i in range(1, 7)]
     assert "6/6" in "".join(tty.text)

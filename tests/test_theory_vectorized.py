@@ -25,8 +25,7 @@ def test_gaussian_expectations_match_the_scalar_rule() -> None:
                                                       ("selu", 0.05)])
 def test_critical_sigma_w2_matches_the_scalar_bisection(activation: str, sigma_b2: float) -> None:
     fast = critical_sigma_w2(activation, sigma_b2)
-    assert fast is not None
-    assert fast == pytest.approx(_critical_by_bisection(activation, sigma_b2), rel=1e-7)
+    assert isinstance(fast, float) and fast == pytest.approx(_critical_by_bisection(activation, sigma_b2), rel=1e-7)
     assert mean_field(activation, fast, sigma_b2).chi1 == pytest.approx(1.0, abs=1e-7)
 
 
