@@ -322,13 +322,18 @@ def forward_panel(ax: Any, report: RunReport, notes: list[Note]) -> None:
              gid="saturation")
     frac.bar([x + w / 2 for x in xs], dead, width=w, color=STATUS_COLOR["dead"], alpha=0.6, label="dead",
              gid="dead")
-    frac.set_ylim(0, 1)
-    frac.set_ylabel("fraction saturated / dead")
-    frac.grid(False)
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = frac.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper right", framealpha=0.85)
+    _twin_axis(ax, frac, (0, 1), "fraction saturated / dead", "upper right")
     ax.set_title("forward signal")
+
+
+def _twin_axis(ax: Any, twin: Any, ylim: tuple[float, float], ylabel: str, loc: str) -> None:
+    """Finish a fraction axis twinned on `ax`: limits, label, no second grid, one legend for both axes."""
+    twin.set_ylim(*ylim)
+    twin.set_ylabel(ylabel)
+    twin.grid(False)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc=loc, framealpha=0.85)
 
 
 def run_figure(report: RunReport) -> Any:
@@ -556,12 +561,7 @@ def race_panel(ax: Any, race: dict[str, Any], labels: Sequence[str], notes: list
             acc.plot(v["steps"], [np.nan if a is None else a for a in v["holdout_accuracy"]], linestyle="--",
                      color=VARIANT_COLORS[i % len(VARIANT_COLORS)], linewidth=1.5, label=f"{lab} accuracy",
                      gid=f"race-acc-{lab}")
-    acc.set_ylim(0, 1.02)
-    acc.set_ylabel("held-out accuracy (dashed)")
-    acc.grid(False)
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = acc.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="center right", framealpha=0.85)
+    _twin_axis(ax, acc, (0, 1.02), "held-out accuracy (dashed)", "center right")
 
 
 def compare_figure(cmp: Any) -> Any:
