@@ -1,7 +1,8 @@
-"""The core analysis at the bottom: one forward/backward pass of given weights, diagnosed into a RunReport.
+"""The core analysis at the bottom: one forward/backward pass of given weights, diagnosed.
 
-`api.run` (step 0) and `training.train` (step 0 of a training run) are both built on it; it imports
-neither of them, so data flows one way.
+Data flows one way: engine (arrays) and diagnostics (statistics, findings) below this module;
+`training` (step 0 and every recorded step) built on it; `api.run` on training and on this module;
+`compare` and `ci` on `api.run`; `cli` on top. No module reaches back up (tests/test_layering.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,25 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .diagnostics import diagnose, dW_statistics
-from .engine import Params, run_pass
+from .diagnostics import Diagnosis, diagnose, dW_statistics
+from .engine import Params, Pass, run_pass
 from .report import RunReport
 from .scenario import Scenario
+
+
+def measure(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarray, *, with_theory: bool = True,
+            keep_gradients: bool = True, update_ratio: list[np.ndarray] | None = None) -> tuple[Pass, Diagnosis]:
+    """The pass of `params` on x (B, d_in) with its target, and its diagnosis (per-layer statistics, verdict).
+
+    Both a run's step 0 (`analyze`) and every recorded training step measure through here. Each weight
+    gradient is reduced to its statistics inside backward; keep_gradients=False then drops all but layer
+    1's full dW. with_theory=False skips the mean-field predictions (training records).
+    """
+    p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target, reduce_dW=dW_statistics,
+                 keep_dW=None if keep_gradients else (1,))
+    with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
+        d = diagnose(scenario, params, p, with_theory=with_theory, update_ratio=update_ratio)
+    return p, d
 
 
 def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarray,
@@ -28,10 +44,7 @@ def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
     update_ratio: per layer, per seed ‖ΔW_l‖/‖W_l‖ of an optimizer step already measured (training);
     without it, a scenario with a `train:` block gets its optimizer's first step on this batch.
     """
-    p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target, reduce_dW=dW_statistics,
-                 keep_dW=None if keep_gradients else (1,))
-    with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
-        d = diagnose(scenario, params, p, update_ratio=update_ratio)
+    p, d = measure(scenario, params, x, target, keep_gradients=keep_gradients, update_ratio=update_ratio)
     jac, jac_findings = _jacobian(scenario, params, p)
     return RunReport(version=__version__, scenario=scenario.to_dict(), summary=d.summary, layers=tuple(d.layers),
                      findings=tuple(d.findings) + tuple(jac_findings), label=label, arrays=(params, p),

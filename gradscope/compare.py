@@ -18,11 +18,13 @@ import numpy as np
 
 from . import __version__
 from .activations import ACTIVATIONS
+from .api import run
 from .errors import GradscopeError, shown
 from .inits import INITS
 from .losses import LOSSES, evaluate
 from .report import RunReport
 from .scenario import Scenario, bundled_path, load_scenario
+from .training import race_summary
 
 AXES = ("loss", "activation", "init", "scenario")
 CURVE_P = (1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999)
@@ -284,8 +286,6 @@ def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: S
     """Run every variant of `scenario` (None = the bundled classification scenario) along one axis.
 
     `progress(steps done, total steps)` counts the training steps of all variants together."""
-    from .api import run
-
     if target is not None and probs is None:
         raise GradscopeError("--target needs --probs (it is the true class of the --probs vectors)")
     target = 0 if target is None else target
@@ -325,8 +325,6 @@ def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: S
     ptab = probs_table(scs, names, probs, target) if probs is not None else None
     race = None
     if any(r.training is not None for r in reports):
-        from .training import race_summary
-
         race = race_summary(reports, names)
     return Comparison(axis=ax, labels=tuple(names), reports=tuple(reports), curve=crv, probs=ptab, race=race,
                       notes=tuple(notes), scenario_source=source, differing=differing_findings(reports, names))

@@ -414,13 +414,13 @@ def training_panels(fig: Any, grid: Any, report: RunReport, notes: list[Note]) -
     import matplotlib
 
     hist = list(report.history or ())
-    steps = [h["step"] for h in hist]
+    steps = [h.step for h in hist]
     ax_g = fig.add_subplot(grid[:, 0])
-    n = len(hist[0]["layers"])
+    n = len(hist[0].layers)
     cmap = matplotlib.colormaps["viridis"]
     values: list[float] = []
     for i in range(n):
-        ys = [h["layers"][i]["weight_grad_norm"]["median"] for h in hist]
+        ys = [h.layers[i].median("weight_grad_norm") for h in hist]
         color = cmap(i / max(1, n - 1))
         y = log_values(ax_g, steps, ys, what=f"layer {i + 1} ‖∂L/∂W‖", xname="step", notes=notes, color=color)
         ax_g.plot(steps, y, color=color, linewidth=2, label=f"layer {i + 1}", gid=f"train-layer-{i + 1}")
@@ -432,18 +432,18 @@ def training_panels(fig: Any, grid: Any, report: RunReport, notes: list[Note]) -
     ax_g.legend(loc="best", ncol=2 if n > 6 else 1, title="dark = input side", framealpha=0.85)
     ax_l = fig.add_subplot(grid[0, 1])
     for key, label, style in (("train_loss", "training loss", "-"), ("holdout_loss", "held-out loss", "--")):
-        ys = [h[key]["median"] for h in hist]
+        ys = [getattr(h, key).median for h in hist]
         y = log_values(ax_l, steps, ys, what=label, xname="step", notes=notes)
         ax_l.plot(steps, y, linestyle=style, linewidth=2, label=label, gid=key)
-    _limits(ax_l, [h[k]["median"] for h in hist for k in ("train_loss", "holdout_loss")
-                   if h[k]["median"] is not None], pad=1.5)
+    _limits(ax_l, [m for h in hist for m in (h.train_loss.median, h.holdout_loss.median) if m is not None],
+            pad=1.5)
     ax_l.set_xlabel("training step")
     ax_l.set_ylabel("loss L (median over seeds)")
     ax_l.set_title("loss")
     ax_l.legend(loc="best", framealpha=0.85)
     ax_a = fig.add_subplot(grid[1, 1])
-    if hist[0]["holdout_accuracy"] is not None:
-        acc = [h["holdout_accuracy"]["median"] for h in hist]
+    if hist[0].holdout_accuracy is not None:
+        acc = [a.median if (a := h.holdout_accuracy) else None for h in hist]
         ax_a.plot(steps, [np.nan if a is None else a for a in acc], linewidth=2, color="#2ca02c",
                   label="held-out accuracy", gid="holdout_accuracy")
         ax_a.axhline(0.9, color="0.5", linestyle=":", linewidth=1, label="90%")

@@ -807,26 +807,27 @@ def heat_cell(value: float | None, lo: float, hi: float) -> Text:
 
 def training_table(report: RunReport, width: int = 160) -> Table:
     hist = list(report.history or ())
-    cell_w = max(len(h["verdict"]) for h in hist)
-    cell_w = max(cell_w, *(len(fmt(h["layers"][i]["weight_grad_norm"]["median"], 2)) + 2
-                           for h in hist for i in range(len(h["layers"]))))
+    cell_w = max(len(h.verdict) for h in hist)
+    cell_w = max(cell_w, *(len(fmt(layer.median("weight_grad_norm"), 2)) + 2
+                           for h in hist for layer in h.layers))
     cols = _step_columns(len(hist), min(MAX_STEP_COLUMNS, (width - 14) // (cell_w + 1)))
-    vals = _positive([h["layers"][i]["weight_grad_norm"]["median"] for h in hist for i in range(len(h["layers"]))])
+    vals = _positive([layer.median("weight_grad_norm") for h in hist for layer in h.layers])
     lo, hi = (min(vals), max(vals)) if vals else (1.0, 1.0)
     table = Table(title="median ‖∂L/∂W‖ per layer over training steps (colour: log scale, "
                         f"{fmt(lo, 2)} blue to {fmt(hi, 2)} red)", title_justify="left", box=None, pad_edge=False,
                   header_style="bold", collapse_padding=True)
     table.add_column("layer \\ step", justify="right", no_wrap=True)
     for c in cols:
-        table.add_column(str(hist[c]["step"]), justify="right", no_wrap=True)
-    for i in range(len(hist[0]["layers"])):
-        table.add_row(str(i + 1), *[heat_cell(hist[c]["layers"][i]["weight_grad_norm"]["median"], lo, hi)
+        table.add_column(str(hist[c].step), justify="right", no_wrap=True)
+    for i in range(len(hist[0].layers)):
+        table.add_row(str(i + 1), *[heat_cell(hist[c].layers[i].median("weight_grad_norm"), lo, hi)
                                     for c in cols])
-    table.add_row("train loss", *[fmt(hist[c]["train_loss"]["median"]) for c in cols])
-    table.add_row("held-out loss", *[fmt(hist[c]["holdout_loss"]["median"]) for c in cols])
-    if hist[0]["holdout_accuracy"] is not None:
-        table.add_row("held-out acc", *[fmt(hist[c]["holdout_accuracy"]["median"]) for c in cols])
-    table.add_row("verdict", *[Text(hist[c]["verdict"], style=STATUS_STYLE.get(hist[c]["verdict"], ""))
+    table.add_row("train loss", *[fmt(hist[c].train_loss.median) for c in cols])
+    table.add_row("held-out loss", *[fmt(hist[c].holdout_loss.median) for c in cols])
+    if hist[0].holdout_accuracy is not None:
+        table.add_row("held-out acc", *[fmt(acc.median if (acc := hist[c].holdout_accuracy) else None)
+                                            for c in cols])
+    table.add_row("verdict", *[Text(hist[c].verdict, style=STATUS_STYLE.get(hist[c].verdict, ""))
                                for c in cols])
     return table
 

@@ -135,6 +135,31 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class HistoryRecord:
+    """One recorded training step: the probe batch's per-layer statistics (the step-0 report's LayerReport rows),
+    its verdict, and the losses and accuracies over the seeds. `to_dict()` is one entry of JSON `history[]`."""
+
+    step: int
+    verdict: str
+    train_loss: Stat
+    holdout_loss: Stat
+    train_accuracy: Stat | None     # None for a regression scenario (no classes)
+    holdout_accuracy: Stat | None
+    layers: tuple[LayerReport, ...]
+
+    def median(self, key: str, layer: int) -> float | None:
+        """The median over seeds of per-layer statistic `key` of layer `layer` (1-based)."""
+        return self.layers[layer - 1].median(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "verdict": self.verdict,
+                "train_loss": self.train_loss.to_dict(), "holdout_loss": self.holdout_loss.to_dict(),
+                "train_accuracy": self.train_accuracy.to_dict() if self.train_accuracy is not None else None,
+                "holdout_accuracy": self.holdout_accuracy.to_dict() if self.holdout_accuracy is not None else None,
+                "layers": [layer.to_dict() for layer in self.layers]}
+
+
+@dataclass(frozen=True)
 class RunReport:
     """The result of `gradscope.run`. `to_dict()` is the JSON; `arrays` keeps the per-seed engine arrays."""
 
@@ -143,7 +168,7 @@ class RunReport:
     summary: Summary
     layers: tuple[LayerReport, ...]
     findings: tuple[Finding, ...]
-    history: tuple[dict[str, Any], ...] | None = None
+    history: tuple[HistoryRecord, ...] | None = None   # training runs: one record per recorded step
     training: dict[str, Any] | None = None
     label: str | None = None
     arrays: Any = field(default=None, compare=False, repr=False)
@@ -159,7 +184,7 @@ class RunReport:
                     "summary": self.summary.to_dict(), "layers": [layer.to_dict() for layer in self.layers],
                     "findings": [f.to_dict() for f in self.findings]})
         if self.history is not None:
-            out["history"] = list(self.history)
+            out["history"] = [h.to_dict() for h in self.history]
         if self.training is not None:
             out["training"] = self.training
         if self.jacobian is not None:

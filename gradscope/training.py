@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .analysis import analyze
+from .analysis import analyze, measure
 from .datasets import DATASETS, Data
-from .diagnostics import _fmt, diagnose
+from .diagnostics import _fmt
 from .engine import Params, check_memory, draw_data, init_params, loss_target, run_pass
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS, hyperparameters, relative_change
-from .report import Finding, RunReport, Stat
+from .report import Finding, HistoryRecord, RunReport, Stat
 from .scenario import Scenario
 
 FADE_FACTOR = 10.0      # a layer whose gradient falls more than this is reported as fading
@@ -117,19 +117,17 @@ class Trace:
 
 
 def _record(sc: Scenario, params: Params, step: int, probe: Data, train: Data, hold: Data,
-            update: list[np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray | None]]:
-    """One history entry (JSON) and its per-seed arrays."""
-    p = run_pass(sc, params, probe.x.astype(params.W[0].dtype, copy=False), loss_target(sc, probe))
-    with np.errstate(all="ignore"):
-        d = diagnose(sc, params, p, with_theory=False, update_ratio=update)
+            update: list[np.ndarray]) -> tuple[HistoryRecord, dict[str, np.ndarray | None]]:
+    """One history record (the probe batch measured as step 0 is, without theory) and its per-seed arrays."""
+    _, d = measure(sc, params, probe.x, loss_target(sc, probe), with_theory=False, update_ratio=update)
     train_loss, train_acc = _evaluate(sc, params, train)
     hold_loss, hold_acc = _evaluate(sc, params, hold)
     L = len(d.layers)
-    entry = {"step": step, "verdict": d.summary.verdict,
-             "train_loss": Stat.of(train_loss).to_dict(), "holdout_loss": Stat.of(hold_loss).to_dict(),
-             "train_accuracy": Stat.of(train_acc).to_dict() if train_acc is not None else None,
-             "holdout_accuracy": Stat.of(hold_acc).to_dict() if hold_acc is not None else None,
-             "layers": [layer.to_dict() for layer in d.layers]}
+    entry = HistoryRecord(step=step, verdict=d.summary.verdict,
+                          train_loss=Stat.of(train_loss), holdout_loss=Stat.of(hold_loss),
+                          train_accuracy=Stat.of(train_acc) if train_acc is not None else None,
+                          holdout_accuracy=Stat.of(hold_acc) if hold_acc is not None else None,
+                          layers=tuple(d.layers))
     seeds = {"train_loss": train_loss, "holdout_loss": hold_loss, "train_accuracy": train_acc,
              "holdout_accuracy": hold_acc,
              "dead_fraction": np.stack([d.per_seed[f"dead_fraction{l}"] for l in range(1, L + 1)]),
@@ -145,7 +143,7 @@ Progress = Callable[[int, int], None]   # progress(steps done, total steps), cal
 
 
 def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold: Data,
-                   progress: Progress | None = None) -> tuple[Params, list[dict[str, Any]], Trace]:
+                   progress: Progress | None = None) -> tuple[Params, list[HistoryRecord], Trace]:
     """Train every member from `params` (in place) for train.steps steps; the final params, history and trace.
 
     Minibatches: every epoch draws a permutation of the n training samples from
@@ -165,7 +163,7 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
     S = params.W[0].shape[0]
     first_bad = np.full(S, -1, dtype=np.int64)
     perms: list[np.ndarray] = []
-    entries: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    entries: list[tuple[HistoryRecord, dict[str, Any]]] = []
     perm = np.arange(n)
     pos = n
     for step in range(1, cfg["steps"] + 1):
@@ -199,7 +197,7 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
     history = [e for e, _ in entries]
     per = [a for _, a in entries]
     has_acc = per[0]["holdout_accuracy"] is not None
-    trace = Trace(steps=np.array([e["step"] for e in history], dtype=np.int64),
+    trace = Trace(steps=np.array([e.step for e in history], dtype=np.int64),
                   train_loss=np.stack([a["train_loss"] for a in per]),
                   holdout_loss=np.stack([a["holdout_loss"] for a in per]),
                   train_accuracy=np.stack([a["train_accuracy"] for a in per]) if has_acc else None,
@@ -211,8 +209,8 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
     return params, history, trace
 
 
-def _median_norm(entry: dict[str, Any], layer: int) -> float | None:
-    return entry["layers"][layer]["weight_grad_norm"]["median"]
+def _median_norm(entry: HistoryRecord, layer: int) -> float | None:
+    return entry.layers[layer].median("weight_grad_norm")
 
 
 def _seed_list(seeds: np.ndarray, most: int = 6) -> str:
@@ -245,7 +243,7 @@ def diverged_seeds(trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return nonfinite, grew, first
 
 
-Retry = Callable[[float], tuple[list[dict[str, Any]], Trace]]
+Retry = Callable[[float], tuple[list[HistoryRecord], Trace]]
 
 
 @dataclass(frozen=True)
@@ -313,7 +311,7 @@ class Outcome:
         return [l for l in range(1, depth + 1) if self.dead[-1, l - 1] - self.dead[0, l - 1] > DIED]
 
 
-def dynamics(sc: Scenario, history: list[dict[str, Any]], trace: Trace, retry: Retry | None = None
+def dynamics(sc: Scenario, history: list[HistoryRecord], trace: Trace, retry: Retry | None = None
              ) -> tuple[dict[str, Any], list[Finding]]:
     """Summary of how gradient flow and the losses changed over training, and findings about it.
 
@@ -323,20 +321,20 @@ def dynamics(sc: Scenario, history: list[dict[str, Any]], trace: Trace, retry: R
     first, last = history[0], history[-1]
     cfg = dict(sc.train or {})
     lr = cfg.get("lr")
-    L = len(first["layers"])
+    L = len(first.layers)
     falls = []
     for l in range(L):
         a, b = _median_norm(first, l), _median_norm(last, l)
         falls.append(a / b if a and b and b > 0 else None)
-    acc = last["holdout_accuracy"]["median"] if last["holdout_accuracy"] else None
-    loss0, loss1 = first["holdout_loss"]["median"], last["holdout_loss"]["median"]
+    acc = last.holdout_accuracy.median if last.holdout_accuracy is not None else None
+    loss0, loss1 = first.holdout_loss.median, last.holdout_loss.median
     o = Outcome.of(trace)
     steps = o.steps
     best = int(np.nanargmax(o.accuracy)) if o.accuracy is not None and np.isfinite(o.accuracy).any() else None
     summary: dict[str, Any] = {
-        "steps": last["step"], "optimizer": cfg.get("optimizer"), "lr": lr,
+        "steps": last.step, "optimizer": cfg.get("optimizer"), "lr": lr,
         "final_loss": loss1, "initial_loss": loss0, "final_accuracy": acc,
-        "final_train_loss": last["train_loss"]["median"],
+        "final_train_loss": last.train_loss.median,
         "gradient_fall": {str(l + 1): falls[l] for l in range(L)},
         "steps_to_accuracy": _steps_to(history, 0.9),
         "best_accuracy": _clean(o.accuracy[best]) if o.accuracy is not None and best is not None else None,
@@ -394,7 +392,7 @@ def _accuracy_fall(accs: np.ndarray | None, steps: list[int], best: int | None) 
             f" (step {steps[-1]})")
 
 
-def _fade(sc: Scenario, f1: float, fL: float, first: dict[str, Any], last: dict[str, Any], lr: float | None
+def _fade(sc: Scenario, f1: float, fL: float, first: HistoryRecord, last: HistoryRecord, lr: float | None
           ) -> Finding:
     acts = {sc.layer_activation(l) for l in range(1, sc.n_layers)}
     remedies = []
@@ -520,7 +518,7 @@ def _units_died(sc: Scenario, o: Outcome, died: list[int], lr: float | None, at:
         "gradient and does not recover", "; ".join(remedies) or "see the dead-units finding for causes")
 
 
-def _plateau(sc: Scenario, history: list[dict[str, Any]], o: Outcome, acc: float | None, lr: float | None,
+def _plateau(sc: Scenario, history: list[HistoryRecord], o: Outcome, acc: float | None, lr: float | None,
              at: Any) -> Finding | None:
     """Held-out loss improving under 1% over the second half below 90% accuracy, with advice from the facts."""
     h = len(history) // 2
@@ -529,10 +527,10 @@ def _plateau(sc: Scenario, history: list[dict[str, Any]], o: Outcome, acc: float
     if not (math.isfinite(half) and half > 0 and (half - end) / half < PLATEAU_GAIN and (acc is None or acc < 0.9)):
         return None
     last = history[-1]
-    L = len(last["layers"])
-    out_sat = last["layers"][-1]["saturation"]["median"] or 0.0
+    L = len(last.layers)
+    out_sat = last.layers[-1].median("saturation") or 0.0
     why = (f"saturated outputs ({_fmt(100 * out_sat)}% of output samples pinned near 0/1)" if out_sat > 0.3
-           else "vanishing gradients" if last["verdict"] == "vanishing" else "a small gradient at the output")
+           else "vanishing gradients" if last.verdict == "vanishing" else "a small gradient at the output")
     loss = LOSSES.get(sc.loss.name)
     head = sc.output_activation
     remedies = []
@@ -540,8 +538,8 @@ def _plateau(sc: Scenario, history: list[dict[str, Any]], o: Outcome, acc: float
         better = "cross_entropy" if head == "softmax" else "bce"
         remedies.append(f"use {better} instead of {sc.loss.name}: its gradient at the logits is ŷ - y, which does "
                         f"not vanish when a {head} output is pinned at the wrong value")
-    if history[0]["verdict"] in ("saturated", "vanishing", "exploding"):
-        remedies.append(f"a better-scaled init (the step-0 verdict is {history[0]['verdict']})")
+    if history[0].verdict in ("saturated", "vanishing", "exploding"):
+        remedies.append(f"a better-scaled init (the step-0 verdict is {history[0].verdict})")
     steady = bool(np.isfinite(tr).all() and np.all(np.diff(tr) <= 0) and np.all(np.diff(ho) <= 0))
     if lr and steady:
         new = lr * LR_STEP
@@ -557,15 +555,15 @@ def _plateau(sc: Scenario, history: list[dict[str, Any]], o: Outcome, acc: float
         "tell which change would (a wider network, more data or more steps are candidates)")
     return Finding(
         "loss-plateau", "warning", (L,),
-        f"loss plateaued: held-out loss {_fmt(half)} at step {history[h]['step']} and {_fmt(end)} at step "
-        f"{last['step']}" + (f", accuracy {_fmt(acc)}" if acc is not None else "") + f": {why}", hint)
+        f"loss plateaued: held-out loss {_fmt(half)} at step {history[h].step} and {_fmt(end)} at step "
+        f"{last.step}" + (f", accuracy {_fmt(acc)}" if acc is not None else "") + f": {why}", hint)
 
 
-def _steps_to(history: list[dict[str, Any]], level: float) -> int | None:
+def _steps_to(history: list[HistoryRecord], level: float) -> int | None:
     for h in history:
-        acc = h["holdout_accuracy"]
-        if acc and acc["median"] is not None and acc["median"] >= level:
-            return int(h["step"])
+        acc = h.holdout_accuracy
+        if acc is not None and acc.median is not None and acc.median >= level:
+            return int(h.step)
     return None
 
 
@@ -585,7 +583,7 @@ def train(sc: Scenario, *, label: str | None = None, max_memory: int = 2 * 2**30
     _, history, trace = train_ensemble(sc, _copy(params), train_set, probe, hold, progress)
     start = analyze(sc, params, probe.x, loss_target(sc, probe), label=label, update_ratio=list(trace.update_ratio[0]))
 
-    def retry(lr: float) -> tuple[list[dict[str, Any]], Trace]:
+    def retry(lr: float) -> tuple[list[HistoryRecord], Trace]:
         other = replace(sc, train={**dict(sc.train or {}), "lr": lr})
         _, h, t = train_ensemble(other, _copy(params), train_set, probe, hold)
         return h, t
@@ -600,9 +598,9 @@ def race_summary(reports: list[RunReport], labels: list[str]) -> dict[str, Any]:
     per: dict[str, Any] = {}
     for r, lab in zip(reports, labels, strict=True):
         hist = r.history or ()
-        per[lab] = {"steps": [h["step"] for h in hist],
-                    "holdout_loss": [h["holdout_loss"]["median"] for h in hist],
-                    "holdout_accuracy": [h["holdout_accuracy"]["median"] if h["holdout_accuracy"] else None
+        per[lab] = {"steps": [h.step for h in hist],
+                    "holdout_loss": [h.holdout_loss.median for h in hist],
+                    "holdout_accuracy": [h.holdout_accuracy.median if h.holdout_accuracy is not None else None
                                          for h in hist],
                     "final_loss": r.training["final_loss"] if r.training else None,
                     "final_accuracy": r.training["final_accuracy"] if r.training else None}

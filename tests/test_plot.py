@@ -131,16 +131,16 @@ def test_note_lines_group_spans():
 def test_training_figure(trained):
     fig = plot.report_figure(trained)
     hist = trained.history
-    steps = [h["step"] for h in hist]
-    for i in range(len(hist[0]["layers"])):
+    steps = [h.step for h in hist]
+    for i in range(len(hist[0].layers)):
         (line,) = _lines(fig, f"train-layer-{i + 1}")
         np.testing.assert_array_equal(line.get_xdata(), steps)
-        np.testing.assert_allclose(line.get_ydata(), [h["layers"][i]["weight_grad_norm"]["median"] for h in hist])
+        np.testing.assert_allclose(line.get_ydata(), [h.layers[i].median("weight_grad_norm") for h in hist])
         assert _axis_of(fig, f"train-layer-{i + 1}").get_yscale() == "log"
     (loss,) = _lines(fig, "holdout_loss")
-    np.testing.assert_allclose(loss.get_ydata(), [h["holdout_loss"]["median"] for h in hist])
+    np.testing.assert_allclose(loss.get_ydata(), [h.holdout_loss.median for h in hist])
     (acc,) = _lines(fig, "holdout_accuracy")
-    np.testing.assert_allclose(acc.get_ydata(), [h["holdout_accuracy"]["median"] for h in hist])
+    np.testing.assert_allclose(acc.get_ydata(), [h.holdout_accuracy.median for h in hist])
     assert len({id(_axis_of(fig, g)) for g in ("train-layer-1", "holdout_loss", "holdout_accuracy")}) == 3
     _labelled(fig)
 

@@ -9,6 +9,7 @@ import gradscope
 from gradscope.cli import app
 from gradscope.engine import Params, draw_data, init_params
 from gradscope.optimizers import OPTIMIZERS
+from gradscope.report import HistoryRecord, LayerReport
 from gradscope.scenario import bundled_path, load_scenario
 from gradscope.training import _split, train_ensemble
 
@@ -61,7 +62,7 @@ def test_vectorized_training_equals_each_seed_alone():
     tr, hold = _split(data, 40)
     probe = _split(tr, 16)[0]
     full, hist, _ = train_ensemble(sc, init_params(sc), tr, probe, hold)
-    assert [h["step"] for h in hist] == [0, 4, 8, 12]
+    assert [h.step for h in hist] == [0, 4, 8, 12]
     base = init_params(sc)
     for s in range(3):
         one = Params([W[s:s + 1].copy() for W in base.W], [b[s:s + 1].copy() for b in base.b])
@@ -74,10 +75,14 @@ def test_training_changes_the_weights_and_records_history():
     r = gradscope.run(SMALL_TRAIN)
     assert r.history is not None and len(r.history) == 4
     h = r.history[-1]
-    assert set(h) >= {"step", "train_loss", "holdout_loss", "holdout_accuracy", "layers"}
-    assert set(h["layers"][0]["weight_grad_norm"]) >= {"median", "q10", "q90"}
-    assert r.training["final_loss"] == h["holdout_loss"]["median"]
-    assert r.history[0]["holdout_loss"]["median"] > h["holdout_loss"]["median"]
+    assert isinstance(h, HistoryRecord) and all(isinstance(layer, LayerReport) for layer in h.layers)
+    assert set(h.to_dict()) == {"step", "verdict", "train_loss", "holdout_loss", "train_accuracy",
+                                "holdout_accuracy", "layers"}
+    assert set(h.to_dict()["layers"][0]["weight_grad_norm"]) >= {"median", "q10", "q90"}
+    assert h.median("weight_grad_norm", 1) == h.layers[0].stats["weight_grad_norm"].median
+    assert r.training["final_loss"] == h.holdout_loss.median
+    assert r.history[0].holdout_loss.median > h.holdout_loss.median
+    assert r.to_dict()["history"] == [rec.to_dict() for rec in r.history]
     json.dumps(r.to_dict(), allow_nan=False)
 
 
@@ -90,7 +95,7 @@ def test_blobs_with_cross_entropy_reaches_high_accuracy():
     assert r.training["final_accuracy"] >= 0.95
     assert r.training["steps_to_accuracy"] is not None and r.training["steps_to_accuracy"] <= 100
     # every seed, not just the median, learned
-    assert r.history[-1]["holdout_accuracy"]["min"] >= 0.9
+    assert r.history[-1].holdout_accuracy.min >= 0.9
 
 
 def _at_seed(name, seed):
@@ -151,8 +156,8 @@ def test_fully_diverged_run_says_so_in_quiet_and_states_no_dead_fractions(tmp_pa
     r = gradscope.run(load_scenario(str(p)))
     # recomputed: the loss is finite at step 0 and, training one step only, NaN/Inf in every seed at step 1
     one = gradscope.run(load_scenario(str(p), overrides=["train.steps=1"]))
-    assert one.history[0]["train_loss"]["max"] is not None and one.history[-1]["step"] == 1
-    assert one.history[-1]["train_loss"]["min"] is None and one.history[-1]["train_loss"]["max"] is None
+    assert one.history[0].train_loss.max is not None and one.history[-1].step == 1
+    assert one.history[-1].train_loss.min is None and one.history[-1].train_loss.max is None
     steps = r.training["diverged_steps"]
     assert r.training["diverged_seeds"] == 3 and len(steps) == 3 and steps[0] == steps[-1] == 1
     assert "units-died" not in {f.code for f in r.findings}

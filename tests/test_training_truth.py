@@ -62,8 +62,8 @@ def test_update_ratio_is_the_step_the_optimizer_makes(optimizer, tmp_path):
         np.testing.assert_allclose(z["update_ratio"][0, l - 1], want, rtol=1e-12)
         med = pytest.approx(Stat.of(want).median, rel=1e-12)
         assert r.layers[l - 1].stats["update_ratio"].median == med
-        assert r.history[0]["layers"][l - 1]["update_ratio"]["median"] == med
-        assert r.history[1]["layers"][l - 1]["update_ratio"]["median"] == med
+        assert r.history[0].median("update_ratio", l) == med
+        assert r.history[1].median("update_ratio", l) == med
         old = sc.train["lr"] * r.per_seed[f"grad_weight_ratio{l}"]   # lr·‖∂L/∂W‖/‖W‖ on the probe batch
         if optimizer == "adam":  # Adam's first step is lr·sign(g): nothing like lr·‖g‖/‖W‖
             assert np.all(want > 5 * old)
@@ -104,7 +104,7 @@ def test_save_arrays_reproduces_the_training_run(tmp_path):
         np.testing.assert_allclose(params.W[l - 1], z[f"W{l}_final"], rtol=0, atol=1e-12)
         np.testing.assert_allclose(params.b[l - 1], z[f"b{l}_final"], rtol=0, atol=1e-12)
     np.testing.assert_array_equal(z["record_steps"], [0, 5, 10, 13])
-    assert r.history[-1]["train_loss"]["median"] == Stat.of(z["train_loss"][-1]).median
+    assert r.history[-1].train_loss.median == Stat.of(z["train_loss"][-1]).median
 
 
 def _retrain(sc, z, steps):
@@ -188,7 +188,7 @@ def test_units_died_names_the_layers_and_the_rerun_it_measured(tmp_path):
     assert lower == pytest.approx(0.02)
     again = gradscope.run(_scenario(RELU, optimizer="adam", lr=lower, batch_size=32, steps=100, record_every=20))
     for l in d.layers:
-        after = again.history[-1]["layers"][l - 1]["dead_fraction"]["median"]
+        after = again.history[-1].median("dead_fraction", l)
         assert f"layer {l} {_fmt(100 * after)}%" in d.hint and after < dead[-1, l - 1]
     leaky = copy.deepcopy(RELU)
     leaky["network"]["activation"] = "leaky_relu"
@@ -271,9 +271,9 @@ def test_gradient_fade_numbers_and_remedies():
 
     r = run()
     f = _finding(r, "gradient-fade")
-    first, last = r.history[0]["layers"], r.history[-1]["layers"]
-    g1 = [first[0]["weight_grad_norm"]["median"], last[0]["weight_grad_norm"]["median"]]
-    gL = [first[-1]["weight_grad_norm"]["median"], last[-1]["weight_grad_norm"]["median"]]
+    first, last = r.history[0].layers, r.history[-1].layers
+    g1 = [first[0].median("weight_grad_norm"), last[0].median("weight_grad_norm")]
+    gL = [first[-1].median("weight_grad_norm"), last[-1].median("weight_grad_norm")]
     assert (f"layer 1 gradient fell {_fmt(g1[0] / g1[1])}× during training while the output layer's fell "
             f"{_fmt(gL[0] / gL[1])}× (median ‖∂L/∂W‖ {_fmt(g1[0])} → {_fmt(g1[1])})") in f.message
     assert g1[0] / g1[1] > 10 and g1[0] / g1[1] > 3 * gL[0] / gL[1]
