@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .datasets import Data, make_data
 from .errors import GradscopeError
 from .inits import INITS, LayerContext, sample_bias
+from .layers import Dense, Dropout, Item, Norm, NormCache, Residual, dropout_mask, norm_forward, norm_vjp, walk
 from .losses import CLASS, DISTRIBUTION, LOSSES, MULTILABEL
 from .scenario import Scenario
 
@@ -33,6 +34,15 @@ class Params:
 
     W: list[Array]
     b: list[Array] | None
+    extra: dict[str, Array] = field(default_factory=dict)  # gamma{r}, beta{r} of norm rows, W{r} of projections
+
+    def tensors(self) -> list[Array]:
+        """Every parameter array: W, b, then the norm and projection parameters (keys in extra_keys order)."""
+        return self.W + (self.b or []) + [self.extra[k] for k in self.extra]
+
+    def copy(self) -> Params:
+        return Params([W.copy() for W in self.W], [b.copy() for b in self.b] if self.b is not None else None,
+                      {k: v.copy() for k, v in self.extra.items()})
 
 
 @dataclass
@@ -48,6 +58,13 @@ class Pass:
     db: list[Array] | None   # (S, n_l)
     loss: Array              # (S,)
     dW_stats: list[Any] | None = None  # reduce_dW(l, dW_l, z, a, δ_l) of every layer, when asked for
+    trace: Trace | None = None          # inputs h, activation inputs u, norm caches, dropout masks, block inputs
+    extra: dict[str, Array] = field(default_factory=dict)   # dgamma{r}, dbeta{r}, dW{r} (projection rows)
+    blocks: list[BlockGrad] = field(default_factory=list)   # residual stream at each block input
+
+    def grads(self, params: Params) -> list[Array]:
+        """Every parameter gradient, in params.tensors() order."""
+        return self.dW + (self.db or []) + [self.extra["d" + k] for k in params.extra]
 
 
 def seed_streams(seed: int, seeds: int) -> tuple[np.random.SeedSequence, list[np.random.SeedSequence]]:
@@ -97,25 +114,39 @@ def init_params(scenario: Scenario) -> Params:
     of a prefix-stable sequence and do not depend on how many seeds there are. Schemes that draw with
     rng.normal / rng.uniform get all S blocks in one call (_Stacked); others are drawn seed by seed.
     """
-    init = INITS.get(scenario.init.name)
     L = scenario.n_layers
-    ctxs = [LayerContext(scenario.layer_activation(l),
-                         dict(scenario.activations[l - 1].params) if l <= scenario.depth else {})
-            for l in range(1, L + 1)]
     dtype = float_dtype(scenario)
     S = scenario.seeds
-    pairs = list(zip(scenario.sizes[:-1], scenario.sizes[1:], strict=True))
-    W = [np.empty((S, fi, fo), dtype=dtype) for fi, fo in pairs]
-    b = [np.empty((S, fo), dtype=dtype) for _, fo in pairs] if scenario.bias else None
-    for l, ((fi, fo), (w_ss, b_ss)) in enumerate(zip(pairs, layer_streams(scenario.seed, L), strict=True)):
-        W[l][...] = _draw_stacked(lambda rng, fi=fi, fo=fo, l=l: init.sample(rng, fi, fo, ctxs[l],
-                                                                             **scenario.init.params),
-                                  np.random.default_rng(w_ss), S, (fi, fo), stackable=init.name != "orthogonal")
+    dense = [d for d in walk(scenario.items) if isinstance(d, Dense) and not d.projection]
+    W = [np.empty((S, d.fan_in, d.fan_out), dtype=dtype) for d in dense]
+    b = [np.empty((S, d.fan_out), dtype=dtype) for d in dense] if scenario.bias else None
+    for l, (d, (w_ss, b_ss)) in enumerate(zip(dense, layer_streams(scenario.seed, L), strict=True)):
+        W[l][...] = _draw_weights(scenario, d, np.random.default_rng(w_ss), S)
         if b is not None:
-            b[l][...] = _draw_stacked(lambda rng, fi=fi, fo=fo, l=l: sample_bias(
-                scenario.bias_init.name, dict(scenario.bias_init.params), rng, fi, fo, ctxs[l]),
-                np.random.default_rng(b_ss), S, (fo,))
-    return Params(W, b)
+            ctx = LayerContext(d.activation, dict(d.act_params))
+            b[l][...] = _draw_stacked(lambda rng, d=d, ctx=ctx: sample_bias(
+                scenario.bias_init.name, dict(scenario.bias_init.params), rng, d.fan_in, d.fan_out, ctx),
+                np.random.default_rng(b_ss), S, (d.fan_out,))
+    extra: dict[str, Array] = {}
+    for it in walk(scenario.items):
+        if isinstance(it, Norm):
+            extra[f"gamma{it.row}"] = np.ones((S, it.n), dtype=dtype)
+            if it.entry.has_beta:
+                extra[f"beta{it.row}"] = np.zeros((S, it.n), dtype=dtype)
+        elif isinstance(it, Residual) and it.projection is not None:
+            p = it.projection
+            rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(3, it.block)))
+            extra[f"W{p.row}"] = _draw_weights(scenario, p, rng, S).astype(dtype, copy=False)
+    return Params(W, b, extra)
+
+
+def _draw_weights(scenario: Scenario, d: Dense, rng: np.random.Generator, S: int) -> Array:
+    """(S, fan_in, fan_out) weights of one dense layer from its stream, with the layer's own init if it has one."""
+    comp = d.init if d.init is not None else scenario.init
+    init = INITS.get(comp.name)
+    ctx = LayerContext(d.activation, dict(d.act_params))
+    return _draw_stacked(lambda r: init.sample(r, d.fan_in, d.fan_out, ctx, **comp.params), rng, S,
+                         (d.fan_in, d.fan_out), stackable=init.name != "orthogonal")
 
 
 def layer_streams(seed: int, n_layers: int) -> list[tuple[np.random.SeedSequence, np.random.SeedSequence]]:
@@ -162,23 +193,88 @@ def _draw_stacked(sample: Any, rng: np.random.Generator, seeds: int, shape: tupl
     return np.stack([sample(rng) for _ in range(seeds)])
 
 
-def forward(scenario: Scenario, params: Params, x: Array) -> tuple[list[Array], list[Array]]:
+@dataclass
+class Trace:
+    """What the forward pass keeps for backward and for the statistics.
+
+    Lists are indexed l-1 for main-path dense layer l: h (its input), z (h @ W + b), u (what its activation
+    sees: z, or norm(z) with a post norm), a (a[0] = x, a[l] = φ(u_l), a[L] = head(z_L)). norms: row ->
+    NormCache; masks: dropout index -> (S, B, n) scaled keep mask; blocks: block -> (input, projection input
+    cache); proj_z: projection row -> its output."""
+
+    h: list[Array]
+    z: list[Array]
+    u: list[Array]
+    a: list[Array]
+    norms: dict[int, NormCache]
+    masks: dict[int, Array]
+    blocks: dict[int, Array]
+
+
+def _seeded(h: Array, S: int) -> Array:
+    """The shared (B, n) input as a (S, B, n) view, for layers that act per seed."""
+    return np.broadcast_to(h, (S, *h.shape)) if h.ndim == 2 else h
+
+
+def forward(scenario: Scenario, params: Params, x: Array, *, step: int = 0,
+            dropout: bool = True) -> tuple[list[Array], list[Array]]:
     """z_l = a_{l-1} @ W_l + b_l, a_l = φ_l(z_l); returns (z list, a list with a[0] = x)."""
-    z_list: list[Array] = []
-    a_list: list[Array] = [x]
-    a = x
-    for l in range(1, scenario.n_layers + 1):
-        z = _shared_matmul(x, params.W[0]) if l == 1 else a @ params.W[l - 1]
+    tr = forward_trace(scenario, params, x, step=step, dropout=dropout)
+    return tr.z, tr.a
+
+
+def forward_trace(scenario: Scenario, params: Params, x: Array, *, step: int = 0,
+                  dropout: bool = True) -> Trace:
+    """Walk the network's items forward over the whole ensemble (dropout masks of training step `step`)."""
+    L = scenario.n_layers
+    tr = Trace([x] * L, [x] * L, [x] * L, [x] * (L + 1), {}, {}, {})
+    S = params.W[0].shape[0]
+
+    def dense(d: Dense, h: Array) -> Array:
+        if d.projection:
+            return _shared_matmul(h, params.extra[f"W{d.row}"]) if h.ndim == 2 else h @ params.extra[f"W{d.row}"]
+        l = d.index
+        W = params.W[l - 1]
+        z = _shared_matmul(h, W) if h.ndim == 2 else h @ W
         if params.b is not None:
             z += params.b[l - 1][:, None, :]
-        if l <= scenario.depth:
-            act = scenario.activations[l - 1]
-            a = ACTIVATIONS.get(act.name).fn(z, **act.params)
+        u = z
+        if d.norm is not None:
+            c = norm_forward(d.norm, params.extra[f"gamma{d.norm.row}"], params.extra.get(f"beta{d.norm.row}"), z)
+            tr.norms[d.norm.row] = c
+            u = c.y
+        if d.output:
+            a = OUTPUT_ACTIVATIONS.get(d.activation).fn(z)
         else:
-            a = OUTPUT_ACTIVATIONS.get(scenario.output_activation).fn(z)
-        z_list.append(z)
-        a_list.append(a)
-    return z_list, a_list
+            a = ACTIVATIONS.get(d.activation).fn(u, **dict(d.act_params))
+        tr.h[l - 1], tr.z[l - 1], tr.u[l - 1], tr.a[l] = h, z, u, a
+        return a
+
+    def walk_fwd(items: tuple[Item, ...], h: Array) -> Array:
+        for it in items:
+            if isinstance(it, Dense):
+                h = dense(it, h)
+            elif isinstance(it, Norm):
+                c = norm_forward(it, params.extra[f"gamma{it.row}"], params.extra.get(f"beta{it.row}"),
+                                 _seeded(h, S))
+                tr.norms[it.row] = c
+                h = c.y
+            elif isinstance(it, Dropout):
+                if dropout and it.p > 0:
+                    hs = _seeded(h, S)
+                    m = dropout_mask(scenario.seed, it.index, step, hs.shape, it.p, hs.dtype.type)
+                    tr.masks[it.index] = m
+                    h = hs * m
+            else:
+                x_in = _seeded(h, S)
+                tr.blocks[it.block] = x_in
+                branch = walk_fwd(it.layers, x_in)
+                skip = dense(it.projection, x_in) if it.projection is not None else x_in
+                h = skip + it.alpha * branch
+        return h
+
+    walk_fwd(scenario.items, x)
+    return tr
 
 
 def _shared_matmul(x: Array, W: Array) -> Array:
@@ -190,38 +286,102 @@ def _shared_matmul(x: Array, W: Array) -> Array:
     return np.ascontiguousarray(flat.reshape(x.shape[0], S, m).transpose(1, 0, 2))
 
 
+@dataclass
+class BlockGrad:
+    """Per-seed norms (S,) at a residual block's input: ‖∂L/∂x‖, its skip-path part and its branch part."""
+
+    block: int
+    delta_norm: Array
+    skip_norm: Array
+    branch_norm: Array
+
+
 def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array], delta_out: Array,
              reduce_dW: Callable[..., Any] | None = None, keep_dW: Container[int] | None = None,
-             stats: list[Any] | None = None) -> tuple[list[Array], list[Array], list[Array] | None]:
+             stats: list[Any] | None = None, trace: Trace | None = None,
+             extra: dict[str, Array] | None = None, blocks: list[BlockGrad] | None = None,
+             ) -> tuple[list[Array], list[Array], list[Array] | None]:
     """Backprop δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ φ'(z_l); dW_l = a_{l-1}ᵀ δ_l, db_l = Σ_batch δ_l.
 
+    Walks the network's items in reverse (each kind's vjp); `extra` receives the gradients of norm γ/β
+    and projection weights (dgamma{row}, dbeta{row}, dW{row}); `blocks` the residual-stream norms.
     reduce_dW(l, dW_l, z, a, δ_l), when given, is appended to `stats` as soon as dW_l exists; with
     keep_dW (layer numbers), the other layers' dW are then dropped (None), so the pass never holds
     every weight gradient at once.
     """
     L = scenario.n_layers
+    tr = trace if trace is not None else Trace(a[:-1], z, z, a, {}, {}, {})
     delta: list[Array] = [delta_out] * L
     dW: list[Array] = [delta_out] * L
     db: list[Array] | None = [delta_out] * L if params.b is not None else None
-    d = delta_out
-    for l in range(L, 0, -1):
-        delta[l - 1] = d
-        g = np.swapaxes(a[l - 1], -1, -2) @ d
+    extra = extra if extra is not None else {}
+    S = params.W[0].shape[0]
+
+    def norm_back(n: Norm, g: Array) -> Array:
+        dx, dgamma, dbeta = norm_vjp(n, params.extra[f"gamma{n.row}"], tr.norms[n.row], g)
+        extra[f"dgamma{n.row}"] = dgamma
+        if dbeta is not None:
+            extra[f"dbeta{n.row}"] = dbeta
+        return dx
+
+    def dense_back(d: Dense, g: Array, need_dx: bool) -> Array | None:
+        if d.projection:
+            P = params.extra[f"W{d.row}"]
+            x_in = tr.blocks[_block_of[d.row]]
+            extra[f"dW{d.row}"] = np.swapaxes(x_in, -1, -2) @ g
+            return g @ np.swapaxes(P, -1, -2)
+        l = d.index
+        if not d.output:
+            g *= ACTIVATIONS.get(d.activation).grad(tr.u[l - 1], tr.a[l], **dict(d.act_params))
+            if d.norm is not None:
+                g = norm_back(d.norm, g)
+        delta[l - 1] = g
+        h = tr.h[l - 1]
+        w = np.swapaxes(h, -1, -2) @ g
         if reduce_dW is not None and stats is not None:
-            stats.append(reduce_dW(l, g, z, a, d))
-        dW[l - 1] = g if keep_dW is None or l in keep_dW else None  # type: ignore[call-overload]
-        del g
+            stats.append(reduce_dW(l, w, tr.z, tr.a, g))
+        dW[l - 1] = w if keep_dW is None or l in keep_dW else None  # type: ignore[call-overload]
+        del w
         if db is not None:
-            db[l - 1] = d.sum(axis=-2)
-        if l > 1:
-            act = scenario.activations[l - 2]
-            fprime = ACTIVATIONS.get(act.name).grad(z[l - 2], a[l - 1], **act.params)
-            d = d @ np.swapaxes(params.W[l - 1], -1, -2)
-            d *= fprime
-            del fprime
+            db[l - 1] = g.sum(axis=-2)
+        return g @ np.swapaxes(params.W[l - 1], -1, -2) if need_dx else None
+
+    def walk_back(items: tuple[Item, ...], g: Array, need_dx: bool) -> Array | None:
+        for i in range(len(items) - 1, -1, -1):
+            it = items[i]
+            need = need_dx or i > 0
+            if isinstance(it, Dense):
+                g = dense_back(it, g, need)  # type: ignore[assignment]
+            elif isinstance(it, Norm):
+                g = norm_back(it, g)
+            elif isinstance(it, Dropout):
+                if it.index in tr.masks:
+                    g = g * tr.masks[it.index]
+            else:
+                gs = dense_back(it.projection, g, True) if it.projection is not None else g
+                gb = walk_back(it.layers, g * it.alpha, True)
+                g = gs + gb
+                if blocks is not None:
+                    blocks.append(BlockGrad(it.block, _seed_norm(g), _seed_norm(gs, S), _seed_norm(gb)))
+            if g is None:
+                break
+        return g
+
+    _block_of = {it.projection.row: it.block for it in walk(scenario.items)
+                 if isinstance(it, Residual) and it.projection is not None}
+    walk_back(scenario.items, delta_out, False)
     if stats is not None:
         stats.reverse()
+    if blocks is not None:
+        blocks.reverse()
     return delta, dW, db
+
+
+def _seed_norm(g: Array, S: int | None = None) -> Array:
+    """‖g‖ per seed, (S,), in float64."""
+    g64 = g.astype(np.float64, copy=False)
+    n = np.sqrt(np.einsum("...ij,...ij->...", g64, g64))
+    return np.broadcast_to(n, (S,)).copy() if S is not None and n.ndim == 0 else n
 
 
 def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Array, Array]:
@@ -232,19 +392,24 @@ def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Arra
 
 
 def run_pass(scenario: Scenario, params: Params, x: Array, target: Array,
-             reduce_dW: Callable[..., Any] | None = None, keep_dW: Container[int] | None = None) -> Pass:
+             reduce_dW: Callable[..., Any] | None = None, keep_dW: Container[int] | None = None, *,
+             step: int = 0, dropout: bool = True) -> Pass:
     """Forward, loss and backward for the whole ensemble. Overflow is data: never raises or warns.
 
     reduce_dW / keep_dW: see backward (statistics of each weight gradient as it is produced; which
-    layers' full dW the Pass keeps, None for all).
+    layers' full dW the Pass keeps, None for all). step: the training step whose dropout masks are drawn;
+    dropout=False runs without dropout (`--eval`).
     """
     stats: list[Any] | None = [] if reduce_dW is not None else None
+    extra: dict[str, Array] = {}
+    blocks: list[BlockGrad] = []
     with np.errstate(all="ignore"):
-        z, a = forward(scenario, params, x)
-        loss, delta_out = loss_and_grad(scenario, z[-1], target)
-        delta, dW, db = backward(scenario, params, z, a, delta_out.astype(z[-1].dtype, copy=False),
-                                 reduce_dW, keep_dW, stats)
-    return Pass(x=x, target=target, z=z, a=a, delta=delta, dW=dW, db=db, loss=loss, dW_stats=stats)
+        tr = forward_trace(scenario, params, x, step=step, dropout=dropout)
+        loss, delta_out = loss_and_grad(scenario, tr.z[-1], target)
+        delta, dW, db = backward(scenario, params, tr.z, tr.a, delta_out.astype(tr.z[-1].dtype, copy=False),
+                                 reduce_dW, keep_dW, stats, trace=tr, extra=extra, blocks=blocks)
+    return Pass(x=x, target=target, z=tr.z, a=tr.a, delta=delta, dW=dW, db=db, loss=loss, dW_stats=stats,
+                trace=tr, extra=extra, blocks=blocks)
 
 
 def estimate_bytes(scenario: Scenario, batch: int | None = None) -> int:

@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .datasets import DATASETS
 from .errors import ScenarioError, cut, shown
 from .inits import BIAS_SCHEMES, INITS
+from .layers import NORMS, Dense, Dropout, Item, Norm, Residual, number
 from .losses import LOSSES, default_head
 from .optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
 from .registry import MAX_MAGNITUDE, Param, Registry, suggest
@@ -91,7 +93,43 @@ NETWORK_KEYS: dict[str, Key] = {
     "bias": Key("bool", True, "whether linear layers have a bias"),
     "init": Key("component", "xavier_uniform", "weight init scheme or {scheme: ..., params}"),
     "bias_init": Key("component", "zeros", "bias init: zeros | constant | normal | uniform | torch_default"),
+    "residual": Key("mapping", None, "skip connections: {every: 2, alpha: 1.0, projection: false} puts "
+                    "x + alpha·branch(x) around every 2 dense layers (the branch's last layer is linear)",
+                    nullable=True),
+    "norm": Key("component", None, "normalization: none | layernorm | batchnorm | rmsnorm, or {kind: ..., eps: ...}",
+                nullable=True),
+    "norm_placement": Key("str", "pre", "pre: before each dense layer / at the start of each residual branch; "
+                          "post: between a dense layer's linear map and its activation / after each residual "
+                          "addition", choices=("pre", "post")),
+    "dropout": Key("float", 0.0, "drop probability after every hidden dense layer (inverted scaling, as "
+                   "PyTorch); 0 = none", minimum=0.0, maximum=1.0, exclusive_maximum=True),
+    "layers": Key("list[mapping]", None, "explicit hidden layers instead of depth/width/widths: {dense: ...}, "
+                  "{norm: ...}, {dropout: ...}, {residual: {alpha, projection, layers: [...]}}; the output "
+                  "layer is added", nullable=True),
 }
+
+RESIDUAL_KEYS: dict[str, Key] = {
+    "every": Key("int", 2, "dense layers per residual block (shorthand)", minimum=1, maximum=MAX_DEPTH),
+    "alpha": Key("float", 1.0, "branch scale: a block computes x + alpha·branch(x)", minimum=-MAX_MAGNITUDE,
+                 maximum=MAX_MAGNITUDE),
+    "projection": Key("bool", False, "a learned linear map (no bias) on the skip path where the block changes "
+                      "the width"),
+}
+
+BLOCK_KEYS: dict[str, Key] = {
+    "alpha": RESIDUAL_KEYS["alpha"],
+    "projection": RESIDUAL_KEYS["projection"],
+    "layers": Key("list[mapping]", None, "the branch: a list of layer items"),
+}
+
+DENSE_KEYS: dict[str, Key] = {
+    "width": Key("int", None, "output units (default: network.width)", minimum=1, maximum=MAX_WIDTH),
+    "activation": Key("component", None, "activation (default: network.activation)"),
+    "init": Key("component", None, "weight init of this layer (default: network.init)"),
+    "norm": Key("component", None, "a norm between the linear map and the activation"),
+}
+
+ITEM_KINDS = ("dense", "norm", "dropout", "residual")
 
 DATA_KEYS: dict[str, Key] = {
     "kind": Key("str", "gaussian", "dataset: " + ", ".join(DATASETS.names())),
@@ -229,6 +267,22 @@ class Scenario:
     expect: Mapping[str, Any] | None
     source: str = "<scenario>"
     analysis: Mapping[str, Any] | None = None
+    network_items: tuple[Item, ...] | None = None  # the explicit network; None for a plain MLP (sizes/activations)
+
+    @cached_property
+    def items(self) -> tuple[Item, ...]:
+        """The network as layer items (layers.py), numbered; a plain MLP is its Dense layers."""
+        if self.network_items is not None:
+            return self.network_items
+        sizes = self.sizes
+        hidden = tuple(Dense(sizes[l - 1], sizes[l], a.name, tuple(a.params.items()))
+                       for l, a in enumerate(self.activations, start=1))
+        return number((*hidden, Dense(sizes[-2], sizes[-1], self.output_activation, output=True)))
+
+    @property
+    def plain(self) -> bool:
+        """A plain MLP: dense layers only (no norm, dropout or residual)."""
+        return self.network_items is None
 
     @property
     def depth(self) -> int:
@@ -256,9 +310,10 @@ class Scenario:
             "dtype": self.dtype,
             "network": {
                 "input_dim": self.sizes[0],
-                "widths": list(self.sizes[1:-1]),
+                **({"widths": list(self.sizes[1:-1])} if self.network_items is None else {}),
                 "output_dim": self.sizes[-1],
-                "activation": acts[0] if same else (acts or "identity"),
+                **({"layers": items_to_yaml(self.network_items[:-1])} if self.network_items is not None else {
+                    "activation": acts[0] if same else (acts or "identity")}),
                 "output_activation": self.output_activation,
                 "bias": self.bias,
                 "init": self.init.to_yaml("scheme"),
@@ -272,6 +327,28 @@ class Scenario:
             "expect": copy.deepcopy(dict(self.expect)) if self.expect is not None else None,
             **({"analysis": copy.deepcopy(dict(self.analysis))} if self.analysis is not None else {}),
         }
+
+
+def items_to_yaml(items: tuple[Item, ...]) -> list[dict[str, Any]]:
+    """The explicit `network.layers` form of layer items (loading it gives the same items)."""
+    out: list[dict[str, Any]] = []
+    for it in items:
+        if isinstance(it, Dense):
+            d: dict[str, Any] = {"width": it.fan_out,
+                                 "activation": Component(it.activation, dict(it.act_params)).to_yaml()}
+            if it.init is not None:
+                d["init"] = it.init.to_yaml("scheme")
+            if it.norm is not None:
+                d["norm"] = {"kind": it.norm.kind, "eps": it.norm.eps}
+            out.append({"dense": d})
+        elif isinstance(it, Norm):
+            out.append({"norm": {"kind": it.kind, "eps": it.eps}})
+        elif isinstance(it, Dropout):
+            out.append({"dropout": it.p})
+        else:
+            out.append({"residual": {"alpha": it.alpha, "projection": it.projection is not None,
+                                     "layers": items_to_yaml(it.layers)}})
+    return out
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -757,7 +834,13 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     net_raw = v.mapping(top.get("network"), ("network",), NETWORK_KEYS, "network")
     net = {k: v.scalar(net_raw[k], ("network", k), spec) if k in net_raw else spec.default
            for k, spec in NETWORK_KEYS.items() if spec.type not in ("component", "list[int]")}
-    if net_raw.get("widths") is not None:
+    if net_raw.get("layers") is not None:
+        for k in ("depth", "widths", "residual", "norm", "dropout", "norm_placement"):
+            if net_raw.get(k) is not None:
+                raise v.fail(("network", k), f"give either `layers` (the explicit form) or `{k}`, not both: "
+                             "the shorthand keys expand to a layers list")
+        widths = []
+    elif net_raw.get("widths") is not None:
         if net_raw.get("depth") is not None or net_raw.get("width") is not None:
             raise v.fail(("network", "widths"), "give either `widths` or `depth` and `width`, not both")
         widths_raw = net_raw["widths"]
@@ -774,6 +857,9 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     sizes = (net["input_dim"], *widths, net["output_dim"])
 
     act_raw = net_raw.get("activation", NETWORK_KEYS["activation"].default)
+    if isinstance(act_raw, list) and net_raw.get("layers") is not None:
+        raise v.fail(("network", "activation"), "with `layers`, give each dense item its own activation; "
+                     "network.activation is then a single default")
     if isinstance(act_raw, list):
         if len(act_raw) != len(widths):
             raise v.fail(("network", "activation"), f"a list of activations needs one per hidden layer: "
@@ -784,6 +870,11 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
         act = _ordered(v, v.component(act_raw, ("network", "activation"), ACTIVATIONS, "name"),
                        ("network", "activation"), act_raw)
         acts = tuple(act for _ in widths)
+    items = _network_items(v, net_raw, net, widths, acts, act_raw, sizes)
+    if items is not None:
+        main = [d for d in _walk(items) if isinstance(d, Dense) and not d.projection]
+        sizes = (net["input_dim"], *(d.fan_out for d in main[:-1]), net["output_dim"])
+        acts = tuple(Component(d.activation, dict(d.act_params)) for d in main[:-1])
     init = v.component(net_raw.get("init", NETWORK_KEYS["init"].default), ("network", "init"), INITS, "scheme")
     _check_gains(v, init, acts, "network", "init")
     bias_init = v.component(net_raw.get("bias_init", "zeros"), ("network", "bias_init"), INITS, "scheme",
@@ -835,11 +926,179 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     expect = _validate_expect(v, top.get("expect"), len(sizes) - 1) if top.get("expect") is not None else None
     analysis = _validate_analysis(v, top.get("analysis"), batch_size, len(sizes) - 2)
 
+    if items is not None:
+        _check_batch_norm(v, items, batch_size, train)
+        items = _with_head(items, head)
     return Scenario(name=name, description=scalars["description"] or "", seed=scalars["seed"],
                     seeds=scalars["seeds"], dtype=scalars["dtype"], sizes=tuple(sizes), activations=acts,
                     output_activation=head, bias=net["bias"], init=init, bias_init=bias_init, loss=loss,
                     data=Component(kind, dparams), batch_size=batch_size, center=center, train=train,
-                    diagnostics=diagnostics, expect=expect, source=source, analysis=analysis)
+                    diagnostics=diagnostics, expect=expect, source=source, analysis=analysis,
+                    network_items=items)
+
+
+def _walk(items: tuple[Item, ...]) -> list[Item]:
+    from .layers import walk
+
+    return walk(items)
+
+
+def _norm_item(v: _Validator, raw: Any, path: tuple, n: int) -> Norm | None:
+    """`layernorm`, `none` or {kind: ..., eps: ...} -> a Norm of n features (None for none)."""
+    if raw is None or raw == "none" or (isinstance(raw, dict) and raw.get("kind") == "none"):
+        return None
+    comp = v.component(raw, path, NORMS, "kind")
+    return Norm(comp.name, n, comp.params.get("eps"))
+
+
+def _network_items(v: _Validator, net_raw: dict, net: dict, widths: list[int], acts: tuple[Component, ...],
+                   act_raw: Any, sizes: tuple[int, ...]) -> tuple[Item, ...] | None:
+    """The explicit network the keys describe, or None for a plain MLP (no norm, dropout or residual)."""
+    if net_raw.get("layers") is not None:
+        default_act = act_raw if not isinstance(act_raw, list) else "relu"
+        layers_raw = net_raw["layers"]
+        items, n = _items(v, layers_raw, ("network", "layers"), net["input_dim"], net.get("width"), default_act)
+        return number((*items, Dense(n, net["output_dim"], "identity", output=True)))
+    residual = net_raw.get("residual")
+    norm_raw = net_raw.get("norm")
+    p = v.scalar(net_raw.get("dropout", 0.0), ("network", "dropout"), NETWORK_KEYS["dropout"])
+    placement = v.scalar(net_raw.get("norm_placement", "pre"), ("network", "norm_placement"),
+                         NETWORK_KEYS["norm_placement"])
+    has_norm = _norm_item(v, norm_raw, ("network", "norm"), 1) is not None
+    if residual is None and not has_norm and not p:
+        return None
+
+    def norm(n: int) -> Norm | None:
+        return _norm_item(v, norm_raw, ("network", "norm"), n)
+
+    def dense(i: int, linear: bool = False, post: bool = True) -> Dense:
+        a = acts[i]
+        return Dense(sizes[i], sizes[i + 1], "identity" if linear else a.name,
+                     () if linear else tuple(a.params.items()),
+                     norm=norm(sizes[i + 1]) if post and placement == "post" else None)
+
+    def after(d: Dense) -> list[Item]:
+        return [Dropout(p, d.fan_out)] if p else []
+
+    out: list[Item] = []
+    if residual is None:
+        for i in range(len(widths)):
+            if placement == "pre" and has_norm:
+                out.append(norm(sizes[i]))  # type: ignore[arg-type]
+            d = dense(i)
+            out += [d, *after(d)]
+        return number((*out, Dense(sizes[-2], sizes[-1], "identity", output=True)))
+    r = v.section(residual, ("network", "residual"), RESIDUAL_KEYS, "network.residual")
+    every = r["every"]
+    path = ("network", "residual", "every")
+    if isinstance(act_raw, list):
+        raise v.fail(("network", "activation"), "a list of activations does not say which layers the residual "
+                     "blocks hold; give network.layers with {residual: {layers: [...]}} items instead")
+    if not widths:
+        raise v.fail(path, "the network has no hidden layer to put in a residual block (depth 0)")
+    if len(widths) % every:
+        raise v.fail(path, f"{len(widths)} hidden layers do not split into blocks of {every}: use a depth that "
+                     f"is a multiple of {every}, or network.layers for uneven blocks")
+    if every == 1 and acts and acts[0].name != "identity":
+        raise v.fail(path, "the last dense layer of a residual branch is linear (x + alpha·W₂φ(W₁x)), so a "
+                     f"block of 1 layer would drop the {acts[0].name} activation: use every ≥ 2, activation: "
+                     "identity, or network.layers")
+    for k, start in enumerate(range(0, len(widths), every), start=1):
+        n_in, n_out = sizes[start], sizes[start + every]
+        branch: list[Item] = [norm(n_in)] if placement == "pre" and has_norm else []  # type: ignore[list-item]
+        for i in range(start, start + every):
+            d = dense(i, linear=i == start + every - 1, post=False)
+            branch += [d, *after(d)]
+        proj = _projection(v, r["projection"], n_in, n_out, k, ("network", "residual"))
+        out.append(Residual(r["alpha"], tuple(branch), n_in, n_out, proj))
+        if placement == "post" and has_norm:
+            out.append(norm(n_out))  # type: ignore[arg-type]
+    return number((*out, Dense(sizes[-2], sizes[-1], "identity", output=True)))
+
+
+def _projection(v: _Validator, projection: bool, n_in: int, n_out: int, block: int, path: tuple) -> Dense | None:
+    if n_in == n_out:
+        return None
+    if not projection:
+        raise v.fail(path, f"residual block {block} maps {n_in} features to {n_out}: the skip connection "
+                     "x + alpha·branch(x) needs equal widths; set projection: true (a learned linear map on "
+                     "the skip path) or make the widths agree")
+    return Dense(n_in, n_out, "identity", projection=True)
+
+
+def _items(v: _Validator, raw: Any, path: tuple, n: int, width: int | None, default_act: Any
+           ) -> tuple[tuple[Item, ...], int]:
+    """Validate an explicit `layers` list whose input has n features: (items, output features)."""
+    if not isinstance(raw, list):
+        raise v.fail(path, f"expected a list of layer items, got {_show(raw)}")
+    if len(raw) > MAX_DEPTH:
+        raise v.fail(path, f"{len(raw):,} items, over the limit of {MAX_DEPTH:,}")
+    out: list[Item] = []
+    for i, it in enumerate(raw):
+        ip = (*path, i)
+        if not isinstance(it, dict) or len(it) != 1:
+            raise v.fail(ip, "each layer item is a mapping with one key: " + ", ".join(ITEM_KINDS)
+                         + (f"; got {_show(it)}" if not isinstance(it, dict) else f"; got {len(it)} keys"))
+        kind, body = next(iter(it.items()))
+        if kind not in ITEM_KINDS:
+            raise v.fail((*ip, kind), f"unknown layer item {shown(kind)}{_suggest(kind, list(ITEM_KINDS))}; "
+                         "allowed: " + ", ".join(ITEM_KINDS))
+        kp = (*ip, kind)
+        if kind == "dense":
+            m = {"width": body} if not isinstance(body, dict) else v.mapping(body, kp, DENSE_KEYS, "a dense item")
+            w = v.scalar(m.get("width", width), (*kp, "width") if "width" in m else kp, DENSE_KEYS["width"])
+            if w is None:
+                raise v.fail(kp, "give the layer's width ({dense: 64} or {dense: {width: 64}}) or network.width")
+            act = _ordered(v, v.component(m.get("activation", default_act), (*kp, "activation"), ACTIVATIONS,
+                                          "name"), (*kp, "activation"), m.get("activation"))
+            init = (v.component(m["init"], (*kp, "init"), INITS, "scheme") if m.get("init") is not None else None)
+            if init is not None:
+                _check_gains(v, init, (act,), *kp, "init")
+            out.append(Dense(n, w, act.name, tuple(act.params.items()),
+                             norm=_norm_item(v, m.get("norm"), (*kp, "norm"), w), init=init))
+            n = w
+        elif kind == "norm":
+            nm = _norm_item(v, body, kp, n)
+            if nm is None:
+                raise v.fail(kp, "a norm item needs a kind: layernorm, batchnorm or rmsnorm")
+            out.append(nm)
+        elif kind == "dropout":
+            m = body if isinstance(body, dict) else {"p": body}
+            v.mapping(m, kp, {"p": None}, "a dropout item")
+            out.append(Dropout(v.scalar(m.get("p"), (*kp, "p") if isinstance(body, dict) else kp,
+                                        Key("float", 0.0, minimum=0.0, maximum=1.0, exclusive_maximum=True)), n))
+        else:
+            m = v.mapping(body, kp, BLOCK_KEYS, "a residual item")
+            alpha = v.scalar(m.get("alpha", 1.0), (*kp, "alpha"), BLOCK_KEYS["alpha"])
+            projection = v.scalar(m.get("projection", False), (*kp, "projection"), BLOCK_KEYS["projection"])
+            inner_raw = m.get("layers")
+            if not isinstance(inner_raw, list) or not inner_raw:
+                raise v.fail((*kp, "layers") if "layers" in m else kp,
+                             "a residual block needs a non-empty `layers` list (its branch)")
+            inner, n_out = _items(v, inner_raw, (*kp, "layers"), n, width, default_act)
+            block = sum(isinstance(x, Residual) for x in _walk(tuple(out))) + 1
+            out.append(Residual(alpha, inner, n, n_out, _projection(v, projection, n, n_out, block, kp)))
+            n = n_out
+    return tuple(out), n
+
+
+def _with_head(items: tuple[Item, ...], head: str) -> tuple[Item, ...]:
+    """The output layer's activation is the head the loss sees."""
+    last = items[-1]
+    assert isinstance(last, Dense) and last.output
+    return (*items[:-1], Dense(**{**last.__dict__, "activation": head}))
+
+
+def _check_batch_norm(v: _Validator, items: tuple[Item, ...], batch_size: int, train: dict | None) -> None:
+    """BatchNorm normalizes over the batch: a batch of one sample is all zeros after it."""
+    if not any(isinstance(it, Norm) and it.entry.min_batch > 1 for it in _walk(items)):
+        return
+    if batch_size < 2:
+        raise v.fail(("data", "batch_size"), "batchnorm normalizes each feature over the batch; a batch of 1 "
+                     "sample normalizes to exactly 0 and passes no gradient: use batch_size ≥ 2 or layernorm")
+    if train is not None and min(train.get("batch_size") or train["train_size"], train["train_size"]) < 2:
+        key = "batch_size" if train.get("batch_size") is not None else "train_size"
+        raise v.fail(("train", key), "batchnorm normalizes over the minibatch, which needs 2 or more samples")
 
 
 def _validate_analysis(v: _Validator, raw: Any, batch_size: int, depth: int) -> dict | None:
