@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {"run": "api", "save_arrays": "api", "compare": "compare", "GradscopeError": "errors",
-         "ScenarioError": "errors", "Scenario": "scenario", "load_scenario": "scenario"}
+         "ScenarioError": "errors", "Scenario": "scenario", "load_scenario": "scenario", "sweep": "sweep",
+         "SweepReport": "sweep"}
 
 if TYPE_CHECKING:
     from .api import run, save_arrays
     from .compare import compare
     from .errors import GradscopeError, ScenarioError
     from .scenario import Scenario, load_scenario
+    from .sweep import SweepReport, sweep
 
 
 _LOADED: dict[str, Any] = {}
@@ -60,5 +62,5 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["GradscopeError", "Scenario", "ScenarioError", "__version__", "compare", "load_scenario", "run",
-           "save_arrays"]
+__all__ = ["GradscopeError", "Scenario", "ScenarioError", "SweepReport", "__version__", "compare", "load_scenario",
+           "run", "save_arrays", "sweep"]

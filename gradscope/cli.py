@@ -510,6 +510,124 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the starter s
         typer.echo(f"wrote {path}; run it with: gradscope run {path}")
 
 
+# ---------------------------------------------------------------- sweep
+
+
+class SweepFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def sweep(scenario: ScenarioArg = None,
+          grid: Annotated[list[str] | None, typer.Option(
+              "--grid", "-g", help="KEY=VALUES (repeatable; the grid is the product): any key --set accepts; "
+                                   "VALUES a list relu,tanh, a range 0.5:4:15 or a log range 1e-3:1:13:log. "
+                                   "Default: the scenario's sweep: block.", autocompletion=complete_set)] = None,
+          boundary: Annotated[str | None, typer.Option(
+              "--boundary", help="METRIC=VALUE: where METRIC crosses VALUE along the first grid key, for each value "
+                                 "of the others, beside the prediction (default for a σ_w² axis: "
+                                 "backward_factor=1, the critical line).")] = None,
+          format: Annotated[SweepFormat, typer.Option("--format", "-f", help="table (heat map / table), json or "
+                                                      "csv (one record per point).")] = SweepFormat.table,
+          output: Annotated[Path | None, typer.Option(
+              "--output", "-o", help="Append each point's record to FILE as it finishes (CSV for --format csv or a "
+                                     ".csv name, else JSON Lines that become one JSON document at the end).")]
+          = None,
+          resume: Annotated[bool, typer.Option("--resume", help="Skip the points --output already holds.")] = False,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="One line per point as it finishes, then the "
+                                              "boundary.")] = False,
+          plot: PlotOpt = None,
+          scheduler: Annotated[str | None, typer.Option(
+              "--scheduler", help="Run the points on Dask distributed: tcp://host:port (a running scheduler) or "
+                                  "local (a LocalCluster); needs pip install 'gradscope[dask]'.")] = None,
+          workers: Annotated[int | None, typer.Option(
+              "--workers", "-w", min=1, help="Worker processes (default: one per free core; 1 = in this process; "
+                                             "with --scheduler local: the cluster's workers).")] = None,
+          seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None, max_memory: MaxMemOpt = "auto",
+          no_color: NoColorOpt = False) -> None:
+    """Run a scenario over a grid of key values: heat map by verdict, the measured boundary, records per point.
+
+    Exit 0 if every point passes its check (the expect: block, or healthy), 1 if one fails, 2 on bad input or
+    when a point could not run (it is recorded with its error and the others still run); 130 on Ctrl-C (the
+    points done are in --output; --resume continues).
+
+    \b
+    Examples:
+      gradscope sweep scenarios/phase-tanh.yaml
+      gradscope sweep --grid network.depth=2:20:10 --grid network.activation=relu,tanh
+      gradscope sweep my.yaml -g network.init.sigma_w2=0.5:4:15 -g network.bias_init.sigma_b2=0,0.05 -o out.csv
+    """
+    from . import render
+    from .engine import parse_size
+    from .render_sweep import point_line, sweep_renderable
+    from .sweep import parse_boundary
+    from .sweep import sweep as run_sweep
+
+    results_format = format.value if format is not SweepFormat.table else (
+        "csv" if output is not None and output.suffix.lower() == ".csv" else "json")
+    with _errors():
+        if resume and output is None:
+            raise GradscopeError("--resume needs --output FILE: the file the finished points were written to")
+        plots = _plot_paths(plot)
+        if boundary is not None:
+            try:
+                parse_boundary(boundary)
+            except ValueError as exc:
+                raise GradscopeError(f"--boundary {shown(boundary)}: {exc}") from None
+        for text in set_ or []:
+            from .scenario import parse_override
+
+            parse_override(text)
+        live = quiet and format is SweepFormat.table
+        console = render.make_console(no_color=no_color)
+        metric = boundary.partition("=")[0].strip() if boundary else "backward_factor"
+
+        def on_record(record: dict[str, Any]) -> None:
+            if live:
+                console.print(point_line(record, metric), soft_wrap=True)
+
+        limit = parse_size(max_memory) if max_memory.strip().lower() != "auto" else None
+        try:
+            with render.progress_bar("sweep", enabled=None if not live else False) as progress:
+                report = run_sweep(scenario, grid or None, boundary_spec=boundary, overrides=list(set_ or []),
+                                   seed=seed, seeds=seeds, scheduler=scheduler, workers=workers, output=output,
+                                   output_format=results_format, resume=resume, max_memory=limit,
+                                   progress=progress, on_record=on_record)
+        except KeyboardInterrupt:
+            kept = f"; the finished points are in {output} (--resume continues)" if output is not None else ""
+            typer.echo(f"gradscope: interrupted{kept}", err=True)
+            raise typer.Exit(130) from None
+        if plots:
+            from .plot import save
+            from .plot_sweep import sweep_figure
+
+            figure = sweep_figure(report)
+            for path in plots:
+                save(figure, path)
+        if format is SweepFormat.json:
+            if output is None:
+                _emit(render.to_json(report.to_dict()), None, None, no_color)
+        elif format is SweepFormat.csv:
+            if output is None:
+                from .sweep import csv_text
+
+                _emit(csv_text(report.records, report.axes), None, None, no_color)
+        else:
+            # a heat map has a column per value: wider than 80 when written to a file or a pipe
+            wide = render.make_console(no_color=no_color, width=None if sys.stdout.isatty() else 160)
+            wide.print(sweep_renderable(report, quiet=quiet, width=wide.width), soft_wrap=quiet)
+        if output is not None:
+            typer.echo(f"wrote {len(report.records)} points to {output}", err=True)
+        for r in report.records:
+            if r.get("error") is not None and not live:
+                typer.echo(f"gradscope: error: point "
+                           f"{' '.join(f'{k}={v}' for k, v in r['point'].items())}: {r['error']}", err=True)
+        if report.exit_code:
+            raise typer.Exit(report.exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

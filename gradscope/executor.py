@@ -78,6 +78,40 @@ def map_ordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: in
     pool.shutdown(wait=True)
 
 
+def map_unordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: int) -> Iterator[T]:
+    """Yield fn(*task) for each task as soon as it is done, in the order they finish (used by `sweep`, which
+    writes each result as it comes). Same pool, environment and failure handling as map_ordered."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if jobs == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield fn(*task)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        with _single_thread_blas_env():
+            pending = {pool.submit(fn, *task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=id):
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    from .errors import GradscopeError
+
+                    raise GradscopeError(f"a worker process died (killed, or out of memory?) while running "
+                                         f"{len(tasks)} tasks; run again with --workers 1 to see which one "
+                                         "fails") from None
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 def worker_blas_env() -> dict[str, str | None]:
     """The BLAS thread variables as a worker sees them (for tests and `--jobs` diagnostics)."""
     return {k: os.environ.get(k) for k in BLAS_ENV}

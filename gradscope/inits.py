@@ -151,6 +151,17 @@ _reg(Init("lecun_normal", "N(0, 1/fan_in)", gaussian=True,
 _reg(Init("orthogonal", "gain × a random (semi-)orthogonal matrix (torch.nn.init.orthogonal_)",
           params=(_GAIN,), sample=_orthogonal,
           variance=lambda fi, fo, ctx, gain=1.0: _sq(resolve_gain(gain, ctx)) / max(fi, fo)))
+# The (σ_w², σ_b²) of mean-field theory given directly: the axes of a phase diagram (`gradscope sweep`).
+# One entry for both roles: as `init` it takes sigma_w2 (W ~ N(0, σ_w²/fan_in)), as `bias_init` sigma_b2
+# (b ~ N(0, σ_b²)); the scenario loader refuses the other role's parameter (MEAN_FIELD_ROLES).
+_reg(Init("mean_field", "N(0, σ_w²/fan_in) weights (sigma_w2); as bias_init N(0, σ_b²) biases (sigma_b2)",
+          gaussian=True,
+          params=(Param("sigma_w2", float, 1.0, "σ_w² = fan_in·Var(W_ij) (as init)", minimum=0.0),
+                  Param("sigma_b2", float, 0.0, "σ_b² = Var(b_j) (as bias_init)", minimum=0.0)),
+          sample=lambda rng, fi, fo, ctx, sigma_w2=1.0, sigma_b2=0.0: rng.normal(
+              0.0, math.sqrt(sigma_w2 / fi), (fi, fo)),
+          variance=lambda fi, fo, ctx, sigma_w2=1.0, sigma_b2=0.0: sigma_w2 / fi))
+MEAN_FIELD_ROLES = {"init": "sigma_w2", "bias_init": "sigma_b2"}  # the parameter mean_field takes in each role
 
 # Biases: a subset of the same schemes, sampled as a (fan_out,) vector.
 
@@ -169,10 +180,12 @@ def sample_bias(scheme: str, params: dict[str, Any], rng: np.random.Generator, f
     if scheme == "uniform":
         a = params.get("a", 1.0)
         return rng.uniform(-a, a, fan_out)
+    if scheme == "mean_field":
+        return rng.normal(0.0, math.sqrt(params.get("sigma_b2", 0.0)), fan_out)
     raise ValueError(f"bias_init '{scheme}' is not supported")
 
 
-BIAS_SCHEMES = ("zeros", "constant", "normal", "uniform", "torch_default", "standard")
+BIAS_SCHEMES = ("zeros", "constant", "normal", "uniform", "torch_default", "standard", "mean_field")
 
 
 def bias_variance(scheme: str, params: dict[str, Any], fan_in: int) -> float:
@@ -183,6 +196,8 @@ def bias_variance(scheme: str, params: dict[str, Any], fan_in: int) -> float:
         return _sq(float(params.get("std", 1.0)))
     if scheme == "uniform":
         return _sq(float(params.get("a", 1.0))) / 3.0
+    if scheme == "mean_field":
+        return float(params.get("sigma_b2", 0.0))
     return 0.0
 
 
@@ -195,6 +210,8 @@ def layer_sigmas(scenario: Scenario) -> tuple[list[float], list[float]]:
             for l in range(1, L + 1)]
     sw2 = [sizes[l - 1] * float(init.variance(sizes[l - 1], sizes[l], ctxs[l - 1], **scenario.init.params))
            for l in range(1, L + 1)]
+    if init.name == "mean_field":  # σ_w² as given, not fan_in·(σ_w²/fan_in) rounded
+        sw2 = [float(scenario.init.params.get("sigma_w2", 1.0))] * L
     sb2 = [bias_variance(scenario.bias_init.name, dict(scenario.bias_init.params), sizes[l - 1])
            if scenario.bias else 0.0 for l in range(1, L + 1)]
     return sw2, sb2

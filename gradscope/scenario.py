@@ -78,6 +78,13 @@ TOP_KEYS: dict[str, Key] = {
     "diagnostics": Key("mapping", None, "thresholds of the verdicts"),
     "expect": Key("mapping", None, "optional: what `gradscope check` asserts", nullable=True),
     "analysis": Key("mapping", None, "optional analyses: {jacobian: {samples: 8, at: last_hidden}}", nullable=True),
+    "sweep": Key("mapping", None, "optional: the grid `gradscope sweep` runs: {grid: {key.path: values}, "
+                 "boundary: METRIC=VALUE}", nullable=True),
+}
+
+SWEEP_KEYS: dict[str, Key] = {
+    "grid": Key("mapping", None, "{dotted.key: values}: a list [a, b], or 'start:stop:n' / 'start:stop:n:log'"),
+    "boundary": Key("str", None, "METRIC=VALUE: where METRIC crosses VALUE along the first grid key"),
 }
 
 NETWORK_KEYS: dict[str, Key] = {
@@ -268,6 +275,7 @@ class Scenario:
     source: str = "<scenario>"
     analysis: Mapping[str, Any] | None = None
     network_items: tuple[Item, ...] | None = None  # the explicit network; None for a plain MLP (sizes/activations)
+    sweep: Mapping[str, Any] | None = None   # the `sweep:` block, read by `gradscope sweep` only
 
     @cached_property
     def items(self) -> tuple[Item, ...]:
@@ -326,6 +334,7 @@ class Scenario:
             "diagnostics": dict(self.diagnostics),
             "expect": copy.deepcopy(dict(self.expect)) if self.expect is not None else None,
             **({"analysis": copy.deepcopy(dict(self.analysis))} if self.analysis is not None else {}),
+            **({"sweep": copy.deepcopy(dict(self.sweep))} if self.sweep is not None else {}),
         }
 
 
@@ -879,6 +888,8 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     _check_gains(v, init, acts, "network", "init")
     bias_init = v.component(net_raw.get("bias_init", "zeros"), ("network", "bias_init"), INITS, "scheme",
                             allowed=BIAS_SCHEMES)
+    init = _mean_field_role(v, init, net_raw.get("init"), "init")
+    bias_init = _mean_field_role(v, bias_init, net_raw.get("bias_init"), "bias_init")
 
     loss = v.component(top.get("loss", TOP_KEYS["loss"].default), ("loss",), LOSSES, "name")
     head = net["output_activation"]
@@ -925,6 +936,7 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
         raise v.fail(("diagnostics", "vanishing_ratio"), "must be below diagnostics.exploding_ratio")
     expect = _validate_expect(v, top.get("expect"), len(sizes) - 1) if top.get("expect") is not None else None
     analysis = _validate_analysis(v, top.get("analysis"), batch_size, len(sizes) - 2)
+    sweep = _validate_sweep(v, top.get("sweep"))
 
     if items is not None:
         _check_batch_norm(v, items, batch_size, train)
@@ -934,7 +946,53 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
                     output_activation=head, bias=net["bias"], init=init, bias_init=bias_init, loss=loss,
                     data=Component(kind, dparams), batch_size=batch_size, center=center, train=train,
                     diagnostics=diagnostics, expect=expect, source=source, analysis=analysis,
-                    network_items=items)
+                    network_items=items, sweep=sweep)
+
+
+def _mean_field_role(v: _Validator, comp: Component, raw: Any, role: str, path: tuple = ("network",)) -> Component:
+    """mean_field takes sigma_w2 as `init` and sigma_b2 as `bias_init`: the other one is refused, not ignored,
+    and left out of the normalized scenario."""
+    from .inits import MEAN_FIELD_ROLES
+
+    if comp.name != "mean_field":
+        return comp
+    own = MEAN_FIELD_ROLES[role]
+    for other_role, other in MEAN_FIELD_ROLES.items():
+        if other != own and isinstance(raw, dict) and other in raw:
+            raise v.fail((*path, role, other), f"mean_field takes {own} as {role}; {other} belongs to "
+                         f"network.{other_role}: {{scheme: mean_field, {other}: ...}}")
+    return Component(comp.name, {own: comp.params[own]})
+
+
+def _validate_sweep(v: _Validator, raw: Any) -> dict | None:
+    """sweep: {grid: {dotted.key: values}, boundary: METRIC=VALUE}; the values are parsed as `--grid` parses
+    them (a list, or a 'start:stop:n[:log]' range), so an error names the line of the bad one."""
+    if raw is None:
+        return None
+    from .sweep import parse_boundary, parse_values
+
+    m = v.mapping(raw, ("sweep",), SWEEP_KEYS, "sweep")
+    grid_raw = m.get("grid")
+    if not isinstance(grid_raw, dict) or not grid_raw:
+        raise v.fail(("sweep", "grid"), "expected a mapping of dotted scenario keys to values, e.g. "
+                     "{network.init.sigma_w2: '0.5:4:15', network.bias_init.sigma_b2: [0.0, 0.05]}")
+    for key, values in grid_raw.items():
+        path = ("sweep", "grid", key)
+        if not isinstance(key, str) or not key.strip() or any(not p for p in key.split(".")):
+            raise v.fail(path, f"expected a dotted scenario key such as network.depth, got {shown(key)}")
+        try:
+            parse_values(values)
+        except ValueError as exc:
+            raise v.fail(path, str(exc)) from None
+    out: dict[str, Any] = {"grid": copy.deepcopy(dict(grid_raw))}
+    if m.get("boundary") is not None:
+        text = v.scalar(m["boundary"], ("sweep", "boundary"), SWEEP_KEYS["boundary"])
+        try:
+            parse_boundary(text)
+        except ValueError as exc:
+            raise v.fail(("sweep", "boundary"), str(exc)) from None
+        out["boundary"] = text
+    return out
 
 
 def _walk(items: tuple[Item, ...]) -> list[Item]:
@@ -1054,6 +1112,7 @@ def _items(v: _Validator, raw: Any, path: tuple, n: int, width: int | None, defa
             init = (v.component(m["init"], (*kp, "init"), INITS, "scheme") if m.get("init") is not None else None)
             if init is not None:
                 _check_gains(v, init, (act,), *kp, "init")
+                init = _mean_field_role(v, init, m["init"], "init", kp)
             out.append(Dense(n, w, act.name, tuple(act.params.items()),
                              norm=_norm_item(v, m.get("norm"), (*kp, "norm"), w), init=init))
             n = w

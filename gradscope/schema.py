@@ -19,6 +19,7 @@ from .scenario import (
     EXPECT_LAYER_KEYS,
     JACOBIAN_KEYS,
     NETWORK_KEYS,
+    SWEEP_KEYS,
     TOP_KEYS,
     TRAIN_KEYS,
     Key,
@@ -107,6 +108,16 @@ def _section(keys: dict[str, Key], extra: dict[str, Any] | None = None) -> dict[
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
+def _sweep_section() -> dict[str, Any]:
+    """sweep: {grid: {dotted.key: [values] | 'start:stop:n[:log]' | 'a,b'}, boundary: 'METRIC=VALUE'}."""
+    values = {"anyOf": [{"type": "array", "minItems": 1}, {"type": "string"}, {"type": "number"}],
+              "description": "a list of values, 'a,b,c', 'start:stop:n' or 'start:stop:n:log'"}
+    return {"type": "object", "additionalProperties": False, "required": ["grid"], "properties": {
+        "grid": {"type": "object", "minProperties": 1, "additionalProperties": values,
+                 "description": SWEEP_KEYS["grid"].help},
+        "boundary": {"type": "string", "pattern": "^[^=]+=[^=]+$", "description": SWEEP_KEYS["boundary"].help}}}
+
+
 def scenario_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a scenario file."""
     activation = _component(ACTIVATIONS, "name")
@@ -142,6 +153,7 @@ def scenario_schema() -> dict[str, Any]:
         "analysis": {"anyOf": [_section(ANALYSIS_KEYS, {"jacobian": {
             "anyOf": [_section(JACOBIAN_KEYS), {"type": "null"}], "description": ANALYSIS_KEYS["jacobian"].help}}),
             {"type": "null"}], "description": TOP_KEYS["analysis"].help},
+        "sweep": {"anyOf": [_sweep_section(), {"type": "null"}], "description": TOP_KEYS["sweep"].help},
     })
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"https://gradscope.dev/schema/scenario-{__version__}.json",

@@ -166,8 +166,38 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float,
     return MeanField(activation, sigma_w2, sigma_b2, q_star, chi1, xi_grad, xi_q, note)
 
 
+# critical_sigma_w2 by (activation, params, σ_b², lo, hi): a sweep's points share these (a σ_w² × σ_b² grid has
+# one value per σ_b²), and `gradscope sweep` hands the ones it computed to its workers (prime_critical).
+_CRITICAL: dict[tuple[Any, ...], float | None] = {}
+
+
+def _critical_key(activation: str, sigma_b2: float, params: dict[str, Any] | None, lo: float,
+                  hi: float) -> tuple[Any, ...]:
+    return (activation, tuple(sorted((k, repr(v)) for k, v in (params or {}).items())), float(sigma_b2),
+            float(lo), float(hi))
+
+
+def critical_entries() -> dict[tuple[Any, ...], float | None]:
+    """A copy of the critical_sigma_w2 values computed so far in this process (to send to workers)."""
+    return dict(_CRITICAL)
+
+
+def prime_critical(entries: dict[tuple[Any, ...], float | None]) -> None:
+    """Add values computed elsewhere (by the same code, so the same numbers) to this process's cache."""
+    _CRITICAL.update(entries)
+
+
 def critical_sigma_w2(activation: str, sigma_b2: float, params: dict[str, Any] | None = None,
                       lo: float = 1e-3, hi: float = 100.0) -> float | None:
+    """critical_sigma_w2_uncached, computed once per process for each (activation, params, σ_b², lo, hi)."""
+    key = _critical_key(activation, sigma_b2, params, lo, hi)
+    if key not in _CRITICAL:
+        _CRITICAL[key] = critical_sigma_w2_uncached(activation, sigma_b2, params, lo, hi)
+    return _CRITICAL[key]
+
+
+def critical_sigma_w2_uncached(activation: str, sigma_b2: float, params: dict[str, Any] | None = None,
+                               lo: float = 1e-3, hi: float = 100.0) -> float | None:
     """The smallest σ_w² in [lo, hi] at which χ₁ = 1 (the edge of chaos) for this activation and σ_b², or None.
 
     Solved along the fixed-point curve (Poole et al. 2016): every q > σ_b² is the fixed point of
