@@ -969,7 +969,7 @@ def _validate_sweep(v: _Validator, raw: Any) -> dict | None:
     them (a list, or a 'start:stop:n[:log]' range), so an error names the line of the bad one."""
     if raw is None:
         return None
-    from .sweep import parse_boundary, parse_values
+    from .grid import parse_boundary, parse_values
 
     m = v.mapping(raw, ("sweep",), SWEEP_KEYS, "sweep")
     grid_raw = m.get("grid")

@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gradscope"
 
 # The user-facing layer: the Python API's entry points, commands and presentation. Nothing below may
 # import them. Every other module (present or added later: layers, rules, ...) is core.
-TOP = frozenset({"api", "compare", "sweep", "ci", "checks", "cli", "render", "plot", "runtime", "executor",
+TOP = frozenset({"api", "compare", "sweep", "render_sweep", "plot_sweep",
+                 "ci", "checks", "cli", "render", "plot", "runtime", "executor",
                  "completion", "catalog", "schema", "__main__"})
 
 # The analysis pipeline, bottom first: each one is built on those before it and imports none after it.
