@@ -78,9 +78,11 @@ def map_ordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: in
     pool.shutdown(wait=True)
 
 
-def map_unordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: int) -> Iterator[T]:
+def map_unordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: int,
+                  initializer: Callable[[], None] | None = None) -> Iterator[T]:
     """Yield fn(*task) for each task as soon as it is done, in the order they finish (used by `sweep`, which
-    writes each result as it comes). Same pool, environment and failure handling as map_ordered."""
+    writes each result as it comes). Same pool, environment and failure handling as map_ordered;
+    `initializer` (module level) runs once in each worker."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if jobs == 1 or len(tasks) <= 1:
@@ -91,7 +93,8 @@ def map_unordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: 
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=initializer)
     try:
         with _single_thread_blas_env():
             pending = {pool.submit(fn, *task) for task in tasks}

@@ -137,6 +137,7 @@ def boundary_table(report: SweepReport) -> Table | None:
     if mean_field:
         table.add_column("mean-field critical σ_w²", justify="right")
     table.add_column("measured vs " + ("mean-field" if mean_field else "predicted"), justify="right")
+    notes = list(dict.fromkeys(b["note"] for b in report.boundary if b.get("note")))
     for b in report.boundary:
         measured = fmt(b["measured"], 4) if b["measured"] is not None else (
             f"none ({b.get('side')} {value:g})" if b.get("side") else "—")
@@ -145,8 +146,12 @@ def boundary_table(report: SweepReport) -> Table | None:
         if mean_field:
             row.append(fmt(b.get("mean_field"), 4))
         err = b["relative_error"]
-        row.append("—" if err is None else f"{100 * err:+.1f}%")
+        mark = "*" * (notes.index(b["note"]) + 1) if b.get("note") else ""
+        row.append(("—" if err is None else f"{100 * err:+.1f}%") + mark)
         table.add_row(*row)
+    if notes:
+        table.caption = "\n".join(f"{'*' * (i + 1)} {n}" for i, n in enumerate(notes))
+        table.caption_justify = "left"
     return table
 
 

@@ -210,8 +210,11 @@ def _in_process(tasks: list[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
 
 def _pool(tasks: list[tuple[Any, ...]], workers: int) -> Iterator[dict[str, Any]]:
     from .executor import map_unordered
+    from .runtime import tune_allocator
 
-    yield from map_unordered(run_point, tasks, workers)
+    # the pool's workers are this command's own processes: the allocator tuning the command line makes for itself
+    # (runtime.tune_allocator, about half a pass's time) applies to them too
+    yield from map_unordered(run_point, tasks, workers, initializer=tune_allocator)
 
 
 def _dask(tasks: list[tuple[Any, ...]], scheduler: str, workers: int | None) -> Iterator[dict[str, Any]]:
@@ -520,6 +523,12 @@ def boundary(records: Sequence[Mapping[str, Any]], axes: Sequence[Axis], metric:
                                  "measured": meas[0] if meas else None, "predicted": pred[0] if pred else None,
                                  "crossings": len(meas)}
         ran = [m for m, _ in pairs if m is not None]
+        if metric == "backward_factor" and any(
+                r is not None and r.get("error") is None and r["measured"].get("backward_factor") is not None
+                and ((r.get("summary") or {}).get("theory") or {}).get("measured_backward_factor_at_q_star") is None
+                for r in row):
+            entry["note"] = ("some points' layers do not reach the fixed point q* within the depth (at σ_b² = 0 "
+                             "q_l approaches q* = 0 only like 1/l): their factor is over all hidden layers")
         if not meas:
             entry["side"] = ("below" if all(m < value for m in ran) else "above") if ran else None
         mf = critical(next(r for r in row if r is not None and r.get("error") is None)) if critical and any(

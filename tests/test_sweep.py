@@ -429,3 +429,18 @@ def test_plot(tmp_path):
                "--plot", str(png))
     assert r.exit_code == 0 and png.stat().st_size > 10_000
     assert np.frombuffer(png.read_bytes()[:8], dtype=np.uint8).tolist() == [137, 80, 78, 71, 13, 10, 26, 10]
+
+
+def test_residual_alpha_and_norm_placement_axes():
+    """Keys of the layer abstraction (issue 9) need nothing special: any key --set accepts is a grid key."""
+    sc = {**TINY, "network": {**TINY["network"], "input_dim": 8, "depth": 4, "activation": "relu",
+                              "init": "he_normal", "bias_init": "zeros", "residual": {"every": 2, "alpha": 1.0},
+                              "norm": "layernorm"}}
+    rep = gradscope.sweep(sc, ["network.residual.alpha=0.25,4", "network.norm_placement=pre,post"], workers=1)
+    assert [r["error"] for r in rep.records] == [None] * 4
+    spreads = {tuple(r["point"].values()): r["summary"]["gradient_spread"] for r in rep.records}
+    assert len(set(spreads.values())) == 4  # every axis changes the numbers
+    for r in rep.records[::3]:
+        direct = gradscope.run(load_scenario(sc, overrides=[f"{k}={v}" for k, v in r["point"].items()]),
+                               keep_gradients=False)
+        assert r["summary"] == json.loads(to_json(direct.summary.to_dict()))
