@@ -350,40 +350,10 @@ _RELU_LIKE = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus")
 
 
 def findings(scenario: Any, rep: JacobianReport) -> list[Finding]:
-    """broad-jacobian-spectrum (mean right, spectrum broad) and degenerate-jacobian, with remedies."""
-    j = rep.summary
-    out: list[Finding] = []
-    layers = tuple(range(1, int(j["layer"]) + 1))
-    acts = {c.name for c in scenario.activations}
-    act = next(iter(acts)) if len(acts) == 1 else None
-    if j["verdict"] == "broad" and j["mean_sv2"] is not None \
-            and 1.0 / MEAN_OK_FACTOR <= j["mean_sv2"] <= MEAN_OK_FACTOR:
-        pq = j["singular_values"]
-        msg = (f"J = ∂{'a' if j['at'] == 'last_hidden' else 'z'}_{j['layer']}/∂x has mean σ² = {j['mean_sv2']:.3g} "
-               f"(predicted {_g(j['predicted_mean_sv2'])}) but its singular values spread from q10 "
-               f"{pq['q10']:.3g} to q90 {pq['q90']:.3g} (ratio {_g(j['q90_q10'])}); only "
-               f"{j['near_one_fraction']:.0%} lie within a factor {ISOMETRY_FACTOR:g} of 1, so some input "
-               f"directions' gradients shrink while others grow. Var(λ) = {j['var_eig']:.3g}, predicted "
-               f"{_g(j['predicted_var_eig'])}.")
-        out.append(Finding("broad-jacobian-spectrum", "warning", layers, msg, _remedy(scenario, act)))
-    if j["verdict"] == "degenerate" and j["zero_fraction"] is not None:
-        narrow = min(scenario.sizes[1: int(j["layer"]) + 1] or [j["k"]])
-        if narrow < j["k"]:
-            cause = f"a layer of {narrow} units is narrower than the {j['k']} input directions J could keep"
-            hint = f"widen the bottleneck to at least {j['k']} units, or accept that J has rank ≤ {narrow}"
-        elif act in _RELU_LIKE or act is None:
-            cause = ("ReLU-like units with φ'(z) = 0 remove their direction for that sample: each sample sees "
-                     f"only its active units (rank ≥ {j['rank']['min']} of {j['k']})")
-            hint = ("no initialization makes a ReLU net isometric (Pennington et al. 2017): the inactive half of "
-                    "every layer is a zero block of D. Use fewer layers, widen the layers well beyond input_dim "
-                    "(more active units than input directions), or use tanh with orthogonal init at criticality")
-        else:
-            cause = "units in the flat region of their activation (φ'(z) ≈ 0) remove their direction"
-            hint = "shrink the pre-activations (smaller σ_w² or σ_b²) so fewer units saturate"
-        msg = (f"{j['zero_fraction']:.1%} of J's singular values are exactly zero (rank as low as {j['rank']['min']} "
-               f"of {j['k']}): {cause}.")
-        out.append(Finding("degenerate-jacobian", "info", layers, msg, hint))
-    return out
+    """broad-jacobian-spectrum and degenerate-jacobian, with remedies: the registry's "jacobian" rules."""
+    from .rules import jacobian_findings
+
+    return jacobian_findings(scenario, rep)
 
 
 def _g(x: float | None) -> str:

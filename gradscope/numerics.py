@@ -1,0 +1,35 @@
+"""Numeric helpers shared by the statistics (diagnostics.py) and the findings (rules.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_SQUARE_SAFE = (1e-150, 1e150)  # norms outside this range may have squares that under- or overflowed
+
+
+def _norm(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Frobenius norm over `axes` (the trailing ones), accumulated in float64, no squared temporary.
+
+    Finite entries always give a finite, non-zero-when-non-zero norm: seeds whose sum of squares left
+    float64's range (entries beyond ~1e154 or below ~1e-154) are recomputed scaled by their largest entry.
+    """
+    flat = x.reshape(x.shape[0], -1) if axes == tuple(range(1, x.ndim)) else None
+    with np.errstate(over="ignore", under="ignore"):
+        if flat is not None:
+            out = np.sqrt(np.einsum("si,si->s", flat, flat, dtype=np.float64))
+        else:
+            out = np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=axes))
+    suspect = ~((out > _SQUARE_SAFE[0]) & (out < _SQUARE_SAFE[1]))
+    if suspect.any():
+        sub = np.asarray(x[suspect], dtype=np.float64)  # (k, ...) the suspect seeds
+        with np.errstate(all="ignore"):
+            m = np.max(np.abs(sub), axis=axes, keepdims=True)
+            rescale = np.isfinite(m) & (m > 0)  # zero rows stay 0, rows holding inf/NaN stay inf/NaN
+            scale = np.where(rescale, m, 1.0)
+            out[suspect] = np.squeeze(scale, axis=axes) * np.sqrt(np.sum(np.square(sub / scale), axis=axes))
+    return out
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(a, dtype=np.float64) / np.asarray(b, dtype=np.float64)
