@@ -54,9 +54,10 @@ def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
 def _jacobian(scenario: Scenario, params: Params, p: Any) -> tuple[Any, list[Any]]:
     """The Jacobian analysis of the pass when the scenario asks for it (analysis.jacobian or --jacobian)."""
     from . import jacobian
+    from .rules import jacobian_findings
 
     opts = jacobian.options(scenario)
     if opts is None:
         return None, []
     rep = jacobian.analyze_jacobian(scenario, params, p.z, p.a, p.x, samples=opts["samples"], at=opts["at"])
-    return rep, jacobian.findings(scenario, rep)
+    return rep, jacobian_findings(scenario, rep)

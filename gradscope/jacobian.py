@@ -34,7 +34,6 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .errors import GradscopeError
 from .inits import INITS, LayerContext, bias_variance, layer_sigmas
-from .report import Finding
 from .theory import chi, gaussian_expectation, predict_layers
 
 Array = np.ndarray
@@ -342,18 +341,11 @@ def _verdict(near: float | None, zero_frac: float | None, mean_sv2: float | None
                      f"spectrum sits away from 1 (mean σ² = {mean_sv2:.3g})")
 
 
-# ---------------------------------------------------------------- findings
+# ---------------------------------------------------------------- what the findings (rules.py) cite
 
 
 _ODD_SIGMOIDAL = ("tanh", "hardtanh", "softsign")
 _RELU_LIKE = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus")
-
-
-def findings(scenario: Any, rep: JacobianReport) -> list[Finding]:
-    """broad-jacobian-spectrum and degenerate-jacobian, with remedies: the registry's "jacobian" rules."""
-    from .rules import jacobian_findings
-
-    return jacobian_findings(scenario, rep)
 
 
 def _g(x: float | None) -> str:
