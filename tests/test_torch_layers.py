@@ -4,13 +4,15 @@ The network is rebuilt from torch.nn modules — nn.LayerNorm, nn.BatchNorm1d in
 dropout with gradscope's masks, skip connections with and without projection — with gradscope's weights, per
 seed; loss and every parameter gradient must agree to 1e-10."""
 
+# ruff: noqa: B023  (the per-seed closures run inside their own iteration of the seed loop)
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from gradscope.engine import draw_data, init_params, loss_target, run_pass
-from gradscope.layers import NORMS, Dense, Dropout, Norm, Residual
+from gradscope.layers import NORMS, Dense, Dropout, Norm
 
 from .test_layers import NETWORKS, _scenario
 from .test_torch_crosscheck import TORCH_ACT, _torch_loss
