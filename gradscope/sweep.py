@@ -246,7 +246,8 @@ def dask_client(scheduler: str, workers: int | None) -> tuple[Any, Any]:
         from .executor import default_jobs
 
         n = workers or default_jobs(MAX_POINTS)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=":0",  # a free port (None does not disable it: dask#8136)
                                env={"GRADSCOPE_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                                     "MKL_NUM_THREADS": "1"})
         return Client(cluster), cluster
@@ -480,8 +481,9 @@ def _num(x: Any) -> float | None:
 
 
 def crossings(xs: Sequence[float], ys: Sequence[float | None], value: float, log: bool) -> list[float]:
-    """Where the piecewise-linear curve through (x, y) crosses `value` (x interpolated in log space for log axes).
-    Points whose y is missing are skipped."""
+    """Where the curve through the points (x, y) crosses `value`, interpolated between neighbours: x in log space
+    for log axes, y in log space when y and value are positive (gradient ratios and factors change
+    geometrically with depth or σ_w²), else linearly. Points whose y is missing are skipped."""
     pts = [(x, y) for x, y in sorted(zip(xs, ys, strict=True)) if y is not None]
     out: list[float] = []
     for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
@@ -492,7 +494,10 @@ def crossings(xs: Sequence[float], ys: Sequence[float | None], value: float, log
             continue
         if d1 == 0.0 or (d0 < 0) == (d1 < 0):
             continue
-        t = d0 / (d0 - d1)
+        if y0 > 0 and y1 > 0 and value > 0:
+            t = (math.log(value) - math.log(y0)) / (math.log(y1) - math.log(y0))
+        else:
+            t = d0 / (d0 - d1)
         if log:
             out.append(math.exp(math.log(x0) + t * (math.log(x1) - math.log(x0))))
         else:

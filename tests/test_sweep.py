@@ -141,9 +141,13 @@ def test_mean_field_refuses_the_other_roles_parameter(tmp_path):
 
 
 def test_crossings_interpolate_linearly_and_in_log_space():
-    assert crossings([1, 2, 3], [0.5, 0.9, 1.3], 1.0, False) == [pytest.approx(2.25)]
-    assert crossings([0.01, 1.0], [0.0, 2.0], 1.0, True) == [pytest.approx(0.1)]  # geometric midpoint
-    assert crossings([1, 2, 3, 4], [0.5, 1.5, 0.5, None], 1.0, False) == [pytest.approx(1.5), pytest.approx(2.5)]
+    # a positive metric is interpolated in log: exact for a geometric decay y = 10^-x
+    assert crossings([1, 2, 3], [1e-1, 1e-2, 1e-3], 10**-2.3, False) == [pytest.approx(2.3)]
+    assert crossings([1, 2, 3], [0.5, 0.9, 1.3], 1.0, False) == [
+        pytest.approx(2 + math.log(1 / 0.9) / math.log(1.3 / 0.9))]
+    assert crossings([1, 2, 3], [-0.5, -0.1, 0.3], 0.0, False) == [pytest.approx(2.25)]  # signs: linear
+    assert crossings([0.01, 1.0], [-1.0, 1.0], 0.0, True) == [pytest.approx(0.1)]  # geometric midpoint of x
+    assert crossings([1, 2, 3, 4], [0.5, 2.0, 0.5, None], 1.0, False) == [pytest.approx(1.5), pytest.approx(2.5)]
     assert crossings([1, 2], [2.0, 3.0], 1.0, False) == []
 
 
@@ -151,12 +155,13 @@ def test_boundary_per_row_with_prediction():
     axes = (Axis("x", (1.0, 2.0, 3.0)), Axis("y", ("a", "b")))
     recs = []
     for i, (x, y) in enumerate([(x, y) for x in (1.0, 2.0, 3.0) for y in ("a", "b")]):
-        m = x / 2 if y == "a" else x / 4  # crosses 1 at x = 2 (a), never (b)
+        m = x - 1 if y == "a" else x / 4  # crosses 1 at x = 2 (a), never (b)
         recs.append({"index": i, "point": {"x": x, "y": y}, "error": None, "measured": {"backward_factor": m},
                      "predicted": {"backward_factor": x / 2.5}, "summary": {}})
     b = boundary(recs, axes, "backward_factor", 1.0)
-    assert b[0]["at"] == {"y": "a"} and b[0]["measured"] == pytest.approx(2.0) and b[0]["predicted"] == 2.5
-    assert b[0]["relative_error"] == pytest.approx(2.0 / 2.5 - 1)
+    pred = 2 + math.log(1 / 0.8) / math.log(1.2 / 0.8)  # x/2.5 is 0.8 at 2 and 1.2 at 3
+    assert b[0]["at"] == {"y": "a"} and b[0]["measured"] == 2.0 and b[0]["predicted"] == pytest.approx(pred)
+    assert b[0]["relative_error"] == pytest.approx(2.0 / pred - 1)
     assert b[1]["measured"] is None and b[1]["side"] == "below"
 
 
@@ -382,6 +387,14 @@ def test_results_are_byte_identical_in_process_local_pool_and_dask(tmp_path):
                 p.wait()
 
 
+def test_scheduler_local_is_a_dask_local_cluster():
+    pytest.importorskip("distributed")
+    grid = ["network.init.sigma_w2=0.5,2"]
+    local = gradscope.sweep(TINY, grid, scheduler="local", workers=1)  # a LocalCluster of one worker process
+    assert local.executor == "dask local"
+    assert to_json(local.to_dict()) == to_json(gradscope.sweep(TINY, grid, workers=1).to_dict())
+
+
 # ---------------------------------------------------------------- the measured phase diagram
 
 
@@ -414,7 +427,8 @@ def test_boundary_of_another_metric_along_depth(tmp_path):
     ys = [r["measured"]["first_layer_gradient_ratio"] for r in rep.records]
     xs = [2, 4, 6, 8, 10]
     i = next(k for k in range(4) if (ys[k] - 1e-2) * (ys[k + 1] - 1e-2) < 0)
-    expect = xs[i] + (1e-2 - ys[i]) / (ys[i + 1] - ys[i]) * (xs[i + 1] - xs[i])
+    t = math.log(1e-2 / ys[i]) / math.log(ys[i + 1] / ys[i])  # the ratio decays geometrically: log-interpolated
+    expect = xs[i] + t * (xs[i + 1] - xs[i])
     assert rep.boundary[0]["measured"] == pytest.approx(expect)
     assert "mean_field" not in rep.boundary[0]
     with pytest.raises(GradscopeError, match="numeric first grid key"):
@@ -444,3 +458,15 @@ def test_residual_alpha_and_norm_placement_axes():
         direct = gradscope.run(load_scenario(sc, overrides=[f"{k}={v}" for k, v in r["point"].items()]),
                                keep_gradients=False)
         assert r["summary"] == json.loads(to_json(direct.summary.to_dict()))
+
+
+def test_progress_counts_every_point_including_resumed_ones(tmp_path):
+    calls = []
+    out = tmp_path / "p.csv"
+    gradscope.sweep(TINY, ["seed=1:4:4"], workers=1, output=out, output_format="csv",
+                    progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    calls.clear()
+    rep = gradscope.sweep(TINY, ["seed=1:4:4"], workers=1, output=out, output_format="csv", resume=True,
+                          progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(4, 4)] and rep.resumed == 4
