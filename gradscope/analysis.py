@@ -19,7 +19,8 @@ from .scenario import Scenario
 
 
 def measure(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarray, *, with_theory: bool = True,
-            keep_gradients: bool = True, update_ratio: list[np.ndarray] | None = None) -> tuple[Pass, Diagnosis]:
+            keep_gradients: bool = True, update_ratio: list[np.ndarray] | None = None,
+            dropout: bool = True) -> tuple[Pass, Diagnosis]:
     """The pass of `params` on x (B, d_in) with its target, and its diagnosis (per-layer statistics, verdict).
 
     Both a run's step 0 (`analyze`) and every recorded training step measure through here. Each weight
@@ -27,15 +28,15 @@ def measure(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
     1's full dW. with_theory=False skips the mean-field predictions (training records).
     """
     p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target, reduce_dW=dW_statistics,
-                 keep_dW=None if keep_gradients else (1,))
+                 keep_dW=None if keep_gradients else (1,), dropout=dropout)
     with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
-        d = diagnose(scenario, params, p, with_theory=with_theory, update_ratio=update_ratio)
+        d = diagnose(scenario, params, p, with_theory=with_theory, update_ratio=update_ratio, dropout=dropout)
     return p, d
 
 
 def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarray,
             label: str | None = None, keep_gradients: bool = True,
-            update_ratio: list[np.ndarray] | None = None) -> RunReport:
+            update_ratio: list[np.ndarray] | None = None, dropout: bool = True) -> RunReport:
     """One forward/backward pass of `params` on (x, target), diagnosed into a RunReport.
 
     Each weight gradient is reduced to its statistics inside backward; keep_gradients=False then drops
@@ -44,11 +45,12 @@ def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
     update_ratio: per layer, per seed ‖ΔW_l‖/‖W_l‖ of an optimizer step already measured (training);
     without it, a scenario with a `train:` block gets its optimizer's first step on this batch.
     """
-    p, d = measure(scenario, params, x, target, keep_gradients=keep_gradients, update_ratio=update_ratio)
+    p, d = measure(scenario, params, x, target, keep_gradients=keep_gradients, update_ratio=update_ratio,
+                   dropout=dropout)
     jac, jac_findings = _jacobian(scenario, params, p)
     return RunReport(version=__version__, scenario=scenario.to_dict(), summary=d.summary, layers=tuple(d.layers),
                      findings=tuple(d.findings) + tuple(jac_findings), label=label, arrays=(params, p),
-                     per_seed=d.per_seed, jacobian=jac)
+                     per_seed=d.per_seed, jacobian=jac, residual_stream=d.residual)
 
 
 def _jacobian(scenario: Scenario, params: Params, p: Any) -> tuple[Any, list[Any]]:

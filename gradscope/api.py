@@ -27,7 +27,7 @@ def _as_scenario(scenario: Scenario | str | Path | dict[str, Any] | None) -> Sce
 def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         max_memory: int | None = DEFAULT_MAX_MEMORY, label: str | None = None,
         progress: Callable[[int, int], None] | None = None, keep_gradients: bool = True,
-        jacobian: bool | dict[str, Any] | None = None) -> RunReport:
+        jacobian: bool | dict[str, Any] | None = None, eval_mode: bool = False) -> RunReport:
     """Analyze one scenario at initialization (and, with a `train:` block, over training).
 
     `progress(steps done, total steps)` is called after every training step (training runs only).
@@ -35,7 +35,8 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
     keep_gradients=False reduces every weight gradient to its statistics as backward produces it and
     keeps only layer 1's: the report's arrays then hold no dW for save_arrays (the CLI without --save-arrays).
     `jacobian=True` (or {"samples": 8, "at": "logits"}) adds the input–output Jacobian spectrum, as
-    `analysis: {jacobian: ...}` in the scenario does; an `expect.jacobian_verdict` switches it on too."""
+    `analysis: {jacobian: ...}` in the scenario does; an `expect.jacobian_verdict` switches it on too.
+    eval_mode=True measures without dropout (as model.eval(); training steps still drop units)."""
     sc = _as_scenario(scenario)
     if max_memory is None:
         max_memory = default_max_memory()
@@ -49,10 +50,11 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         if sc.train is not None:
             from .training import train
 
-            return train(sc, label=label, max_memory=max_memory, progress=progress)
+            return train(sc, label=label, max_memory=max_memory, progress=progress, dropout=not eval_mode)
         data = draw_data(sc)
         params = init_params(sc)
-        return analyze(sc, params, data.x, loss_target(sc, data), label=label, keep_gradients=keep_gradients)
+        return analyze(sc, params, data.x, loss_target(sc, data), label=label, keep_gradients=keep_gradients,
+                       dropout=not eval_mode)
 
 
 def _check_jacobian_memory(sc: Scenario, max_memory: int) -> None:
@@ -90,12 +92,20 @@ def save_arrays(report: RunReport, path: str | Path) -> None:
                                   "loss": np.asarray(p.loss)}
     if report.trace is not None:
         out.update(report.trace.arrays())
+    rows = [lay.layer for lay in report.layers if lay.kind == "dense"]  # npz keys are report rows (W{row})
     for l in range(1, len(params.W) + 1):
-        out[f"W{l}"] = params.W[l - 1]
-        out[f"dW{l}"] = p.dW[l - 1]
+        r = rows[l - 1]
+        out[f"W{r}"] = params.W[l - 1]
+        out[f"dW{r}"] = p.dW[l - 1]
         if params.b is not None and p.db is not None:
-            out[f"b{l}"] = params.b[l - 1]
-            out[f"db{l}"] = p.db[l - 1]
+            out[f"b{r}"] = params.b[l - 1]
+            out[f"db{r}"] = p.db[l - 1]
+    for k, v in params.extra.items():
+        out[k] = v
+        out["d" + k] = p.extra["d" + k]
+    if p.trace is not None:
+        for k, m in p.trace.masks.items():
+            out[f"dropout_mask{k}"] = m
     if report.jacobian is not None:
         out["jacobian_sv"] = report.jacobian.sv
     try:

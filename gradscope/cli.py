@@ -204,9 +204,12 @@ def _load(scenario: str | Path | None, set_: list[str] | None, seed: int | None,
 def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
         format: FormatOpt = Format.table, output: OutputOpt = None,
         save_arrays: Annotated[Path | None, typer.Option(
-            "--save-arrays", help="Write x, y, W{l}, b{l}, dW{l}, db{l}, loss to FILE.npz.")] = None,
+            "--save-arrays", help="Write x, y, W{l}, b{l}, dW{l}, db{l}, loss (and gamma{l}, beta{l}, their "
+                                  "gradients and dropout masks) to FILE.npz.")] = None,
         train_steps: TrainOpt = None, max_memory: MaxMemOpt = "auto", no_color: NoColorOpt = False,
-        quiet: QuietOpt = False, plot: PlotOpt = None, jacobian: JacobianOpt = False) -> None:
+        quiet: QuietOpt = False, plot: PlotOpt = None, jacobian: JacobianOpt = False,
+        eval_: Annotated[bool, typer.Option("--eval", help="Measure without dropout (as model.eval()); training "
+                                                          "steps still drop units.")] = False) -> None:
     """Analyze one scenario: per-layer gradient table, verdict and findings.
 
     Exits 1 when the scenario has an expect: block that is not met.
@@ -224,7 +227,7 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
         sc = _load(scenario, set_, seed, seeds, train_steps)
         with render.progress_bar(f"training {sc.name}", enabled=None if sc.train else False) as progress:
             report = api.run(sc, max_memory=parse_size(max_memory), progress=progress,
-                             keep_gradients=save_arrays is not None, jacobian=jacobian or None)
+                             keep_gradients=save_arrays is not None, jacobian=jacobian or None, eval_mode=eval_)
         if save_arrays is not None:
             api.save_arrays(report, save_arrays)
         if plots:

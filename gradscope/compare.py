@@ -111,12 +111,27 @@ def variant_scenarios(base: Scenario, axis: str, names: Sequence[str], overrides
             elif any_classification:
                 net["output_activation"] = _classification_head(net["output_dim"])
         elif axis == "activation":
-            net["activation"] = name
+            if "layers" in net:  # the explicit form: every dense item with an activation (a branch's linear
+                _set_activation(net["layers"], name)  # last layer stays linear)
+            else:
+                net["activation"] = name
         else:
             net["init"] = name
         d["name"] = f"{base.name}[{name}]"
-        out.append(load_scenario(d, overrides=overrides, seed=seed, seeds=seeds))
+        # the base already carries the overrides; a network given as layers cannot take shorthand keys again
+        out.append(load_scenario(d, overrides=overrides if base.plain else (), seed=seed, seeds=seeds))
     return out
+
+
+def _set_activation(items: list[dict[str, Any]], name: str) -> None:
+    """Give every dense item of an explicit `network.layers` list whose activation is not identity `name`."""
+    for it in items:
+        if "dense" in it and isinstance(it["dense"], dict):
+            act = it["dense"].get("activation")
+            if (act if isinstance(act, str) else (act or {}).get("name")) != "identity":
+                it["dense"]["activation"] = name
+        elif "residual" in it:
+            _set_activation(it["residual"]["layers"], name)
 
 
 # ---------------------------------------------------------------- the output-layer curve
@@ -301,6 +316,9 @@ def compare(scenario: Scenario | str | Path | dict[str, Any] | None, variants: S
     else:
         src = bundled_path(DEFAULT_COMPARE_SCENARIO) if scenario is None else scenario
         base = scenario if isinstance(scenario, Scenario) else load_scenario(src)
+        if not base.plain and extra:  # layers: the shorthand overrides apply to the file, before it expands
+            base = load_scenario(base.to_dict() if isinstance(scenario, Scenario) else src, overrides=extra,
+                                 seed=seed, seeds=seeds)
         source = base.source if scenario is not None else f"<bundled {DEFAULT_COMPARE_SCENARIO}>"
         scs = variant_scenarios(base, ax, names, extra, seed, seeds)
     if probs is not None and ax != "loss":

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .engine import Params, Pass
-from .inits import INITS, layer_sigmas
+from .engine import Params, Pass, dense_rows
+from .inits import INITS, LayerContext, layer_sigmas
+from .layers import BATCHNORM_RELU_GRADIENT_GROWTH, Dense, Dropout, Norm, Residual, stream_moments, walk
 from .numerics import _div, _norm
 from .optimizers import first_step_ratio
 from .report import Finding, LayerReport, Stat, Summary
@@ -83,8 +84,9 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.nd
             dW_statistics(l, p.dW[l - 1], p.z, p.a, p.delta[l - 1]) for l in range(1, L + 1)]
         wgn = [g.norm for g in gstats]
         dn = [_norm(d, (1, 2)) for d in p.delta]
+        u = p.trace.u if p.trace is not None else p.z  # what each activation sees (z, or norm(z))
         for l in range(1, L + 1):
-            z, a, W = p.z[l - 1], p.a[l], params.W[l - 1]
+            z, a, W = u[l - 1], p.a[l], params.W[l - 1]
             S = W.shape[0]
             v: dict[str, np.ndarray] = {}
             v["weight_grad_norm"] = wgn[l - 1]
@@ -177,12 +179,12 @@ def _status(med: dict[str, float | None], overflow: bool, diag: dict[str, Any], 
 BATCH_THEORY_SAMPLES = 24  # samples whose Gram matrices the batch prediction of weight gradients follows
 
 
-def theory_for(scenario: Scenario, x: np.ndarray, delta_out: np.ndarray | None = None
+def theory_for(scenario: Scenario, x: np.ndarray, delta_out: np.ndarray | None = None, dropout: bool = True
                ) -> tuple[dict[str, Any], Any]:
     """Mean-field figures for the scenario (summary dict) and per-layer predictions (or None).
 
     delta_out: the output layer's δ (S, B, k), the boundary condition of the batch prediction of
-    the weight-gradient ratio.
+    the weight-gradient ratio. dropout=False: the pass ran without dropout (eval), whose layers are then identities.
     """
     init = INITS.get(scenario.init.name)
     info: dict[str, Any] = {"applies": True, "caveats": []}
@@ -200,9 +202,17 @@ def theory_for(scenario: Scenario, x: np.ndarray, delta_out: np.ndarray | None =
     sw2, sb2 = layer_sigmas(scenario)
     acts = [(a.name, dict(a.params)) for a in scenario.activations]
     input_sq = float(np.mean(np.sum(np.square(x, dtype=np.float64), axis=-1)))
+    keep = _dropout_keep(scenario)
+    if not scenario.plain and keep is None:
+        return _structured_theory(scenario, sw2, sb2, input_sq), None
+    if not dropout:
+        keep = None
+    actual_sw2 = list(sw2)
+    if keep is not None:  # dropout before layer l scales its forward variance and backward factor by 1/keep
+        sw2 = [s / k for s, k in zip(sw2, keep, strict=True)]
     pred = predict_layers(sizes, acts, sw2, sb2, input_sq) if L >= 1 else None
     info["gradient_ratio_model"] = "per-sample"
-    if pred is not None and delta_out is not None and L > 1 and np.isfinite(delta_out).all():
+    if pred is not None and delta_out is not None and L > 1 and np.isfinite(delta_out).all() and keep is None:
         homogeneous = all(a in ("relu", "leaky_relu", "identity") for a, _ in acts)
         if homogeneous or max(pred.q[:-1]) <= 4.0:
             m = min(BATCH_THEORY_SAMPLES, x.shape[0])
@@ -222,6 +232,12 @@ def theory_for(scenario: Scenario, x: np.ndarray, delta_out: np.ndarray | None =
                      "critical_sigma_w2": critical_sigma_w2(acts[0][0], mf.sigma_b2, acts[0][1])})
         if mf.note:
             info["caveats"].append(mf.note)
+        if keep is not None:
+            q = keep[1] if L > 2 else keep[0]
+            info.update({"sigma_w2": actual_sw2[1] if L > 2 else actual_sw2[0], "dropout_keep": q,
+                         "effective_sigma_w2": hidden_sw2,
+                         "critical_sigma_w2": q * info["critical_sigma_w2"]
+                         if info["critical_sigma_w2"] is not None else None})
     else:
         info["caveats"].append("hidden layers differ in activation or σ_w²: no single χ₁; per-layer "
                                "predictions only")
@@ -237,6 +253,155 @@ def theory_for(scenario: Scenario, x: np.ndarray, delta_out: np.ndarray | None =
     return info, pred
 
 
+def _dropout_keep(scenario: Scenario) -> list[float] | None:
+    """Keep probability of the dropout in front of each main-path dense layer (1 where none), for a network of
+    dense and dropout layers only; None for any other network (norms, skip connections) or no dropout."""
+    if scenario.plain:
+        return None
+    keep: list[float] = []
+    q = 1.0
+    for it in scenario.items:
+        if isinstance(it, Dense) and it.norm is None:
+            keep.append(q)
+            q = 1.0
+        elif isinstance(it, Dropout):
+            q *= 1.0 - it.p
+        else:
+            return None
+    return keep
+
+
+def _structured_theory(scenario: Scenario, sw2: list[float], sb2: list[float], input_sq: float) -> dict[str, Any]:
+    """Mean-field figures of networks with norm layers or skip connections: the residual stream's predicted
+    second moments, and BatchNorm's predicted gradient growth (Yang et al. 2019) where they apply."""
+    info: dict[str, Any] = {"applies": False, "caveats": [],
+                            "reason": "χ₁ of a plain chain does not describe norm layers or skip connections; the "
+                                      "predictions given are the residual stream and BatchNorm growth"}
+    rows = dense_rows(scenario)
+    sigmas = {r: (w, b) for r, w, b in zip(rows, sw2, sb2, strict=True)}
+    init = scenario.init
+    for it in walk(scenario.items):
+        if isinstance(it, Residual) and it.projection is not None:
+            d = it.projection
+            var = INITS.get(init.name).variance(d.fan_in, d.fan_out, LayerContext("identity", {}), **init.params)
+            sigmas[d.row] = (d.fan_in * float(var) if var is not None else math.nan, 0.0)
+    n0 = scenario.sizes[0]
+    if input_sq > 0 and all(math.isfinite(w) for w, _ in sigmas.values()):
+        at, m_out = stream_moments(scenario.items, sigmas, input_sq / n0)
+        blocks = {it.block: it.n_in for it in walk(scenario.items) if isinstance(it, Residual)}
+        if blocks:
+            info["residual_input_second_moment"] = [at[b] * n / input_sq for b, n in sorted(blocks.items())]
+            info["residual_growth"] = m_out * scenario.sizes[-2] / input_sq
+    norms = [it for it in walk(scenario.items) if isinstance(it, Norm)]
+    acts = {a.name for a in scenario.activations}
+    if norms and all(it.kind == "batchnorm" for it in norms) and acts == {"relu"} and not any(
+            isinstance(it, Residual) for it in scenario.items):
+        info["batchnorm_gradient_growth"] = BATCHNORM_RELU_GRADIENT_GROWTH
+    return info
+
+
+# ---------------------------------------------------------------- rows other than dense layers
+
+
+def row_blocks(scenario: Scenario) -> dict[int, int]:
+    """Row -> the residual block holding it (layers inside a branch, and the block's projection)."""
+    out: dict[int, int] = {}
+
+    def visit(items: tuple, block: int | None) -> None:
+        for it in items:
+            if isinstance(it, Residual):
+                visit(it.layers, it.block)
+                if it.projection is not None:
+                    out[it.projection.row] = it.block
+            elif block is not None and isinstance(it, Dense | Norm):
+                out[it.row] = block
+                if isinstance(it, Dense) and it.norm is not None:
+                    out[it.norm.row] = block
+
+    visit(scenario.items, None)
+    return out
+
+
+def other_rows(scenario: Scenario, params: Params, p: Pass, out_wgn: np.ndarray, out_delta: np.ndarray
+               ) -> dict[int, tuple[str, tuple[int, int], LayerArrays]]:
+    """Norm (γ, β) and projection rows: row -> (kind, (fan_in, fan_out), per-seed statistics).
+
+    For a norm row: weight_grad_norm = ‖∂L/∂γ‖, bias_grad_norm = ‖∂L/∂β‖ (NaN for rmsnorm, which has no β),
+    delta_norm = ‖∂L/∂y‖ at its output, pre-activation = its input, activation = its output. For a projection
+    row: ‖∂L/∂P‖, delta_norm at the skip path's output. Ratios are to the output layer's, as for dense rows."""
+    out: dict[int, tuple[str, tuple[int, int], LayerArrays]] = {}
+    tr = p.trace
+    if tr is None:
+        return out
+    with np.errstate(all="ignore"):
+        for it in walk(scenario.items):
+            if isinstance(it, Norm):
+                c = tr.norms.get(it.row)
+                g = p.extra.get(f"dgamma{it.row}")
+                if c is None or g is None:
+                    continue
+                gb = p.extra.get(f"dbeta{it.row}")
+                out[it.row] = (it.kind, (it.n, it.n), _row_arrays(
+                    g, gb, params.extra[f"gamma{it.row}"], c.x, c.y, p.norm_delta[it.row], out_wgn, out_delta))
+            elif isinstance(it, Residual) and it.projection is not None:
+                r = it.projection.row
+                P = params.extra[f"W{r}"]
+                y = tr.blocks[it.block] @ P
+                out[r] = ("projection", (it.projection.fan_in, it.projection.fan_out), _row_arrays(
+                    p.extra[f"dW{r}"], None, P, tr.blocks[it.block], y, p.norm_delta[r], out_wgn, out_delta))
+    return out
+
+
+def _row_arrays(g: np.ndarray, gb: np.ndarray | None, w: np.ndarray, x: np.ndarray, y: np.ndarray,
+                delta: np.ndarray, out_wgn: np.ndarray, out_delta: np.ndarray) -> LayerArrays:
+    axes = tuple(range(1, g.ndim))
+    S = g.shape[0]
+    wgn = _norm(g, axes)
+    absg = np.abs(g)
+    nonfinite = ~(np.isfinite(g).all(axis=axes) & np.isfinite(y).all(axis=(1, 2)))
+    pooled = absg[~nonfinite].ravel()
+    qs = np.quantile(pooled, QUANTILES) if pooled.size else [None] * len(QUANTILES)
+    nan = np.full(S, np.nan)
+    v = {"weight_grad_norm": wgn, "bias_grad_norm": _norm(gb, (1,)) if gb is not None else nan,
+         "delta_norm": delta, "grad_weight_ratio": _div(wgn, _norm(w, axes)), "gradient_ratio": _div(wgn, out_wgn),
+         "preact_mean": np.broadcast_to(x.mean(axis=(-2, -1), dtype=np.float64), (S,)).copy(),
+         "preact_std": np.broadcast_to(x.std(axis=(-2, -1), dtype=np.float64), (S,)).copy(),
+         "act_mean": y.mean(axis=(1, 2), dtype=np.float64), "act_std": y.std(axis=(1, 2), dtype=np.float64),
+         "saturation": np.zeros(S), "dead_fraction": np.zeros(S), "act_grad_mean": nan,
+         "mean_abs_grad": absg.mean(axis=axes, dtype=np.float64),
+         "max_abs_grad": absg.max(axis=axes).astype(np.float64),
+         "delta_ratio": _div(delta, out_delta), "backward_gain": nan, "update_ratio": nan}
+    quant = {f"q{int(round(q * 100)):02d}": (float(x) if x is not None else None)
+             for q, x in zip(QUANTILES, qs, strict=True)}
+    return LayerArrays(v, nonfinite, quant)
+
+
+def residual_stream(scenario: Scenario, p: Pass, layers: list[LayerReport]) -> tuple[dict[str, Any], ...] | None:
+    """Per residual block: ‖∂L/∂x‖ at its input, the parts through the skip path and through the branch,
+    the skip path's share ‖skip‖/(‖skip‖ + ‖branch‖), and the stream's second moment E‖x‖² at the block input
+    relative to the network input's (medians etc. over seeds)."""
+    if not p.blocks or p.trace is None:
+        return None
+    x2 = float(np.mean(np.sum(np.square(p.x, dtype=np.float64), axis=-1)))
+    out = []
+    blocks = {it.block: it for it in walk(scenario.items) if isinstance(it, Residual)}
+    last_h = p.trace.h[-1]
+    for b in p.blocks:
+        xin = p.trace.blocks[b.block]
+        with np.errstate(all="ignore"):
+            m2 = np.mean(np.sum(np.square(xin, dtype=np.float64), axis=-1), axis=-1) / x2 if x2 > 0 else None
+            share = _div(b.skip_norm, b.skip_norm + b.branch_norm)
+        out.append({"block": b.block, "alpha": blocks[b.block].alpha,
+                    "layers": [lay.layer for lay in layers if lay.block == b.block],
+                    "delta_norm": Stat.of(b.delta_norm).to_dict(), "skip_grad_norm": Stat.of(b.skip_norm).to_dict(),
+                    "branch_grad_norm": Stat.of(b.branch_norm).to_dict(), "skip_share": Stat.of(share).to_dict(),
+                    "input_second_moment": Stat.of(m2).to_dict() if m2 is not None else None})
+    with np.errstate(all="ignore"):
+        m2 = np.mean(np.sum(np.square(last_h, dtype=np.float64), axis=-1), axis=-1) / x2 if x2 > 0 else None
+    out.append({"block": None, "output_second_moment": Stat.of(m2).to_dict() if m2 is not None else None})
+    return tuple(out)
+
+
 # ---------------------------------------------------------------- the report
 
 
@@ -246,10 +411,11 @@ class Diagnosis:
     summary: Summary
     findings: list[Finding]
     per_seed: dict[str, np.ndarray]
+    residual: tuple[dict[str, Any], ...] | None = None   # residual nets: the stream at each block input
 
 
 def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool = True,
-             update_ratio: list[np.ndarray] | None = None) -> Diagnosis:
+             update_ratio: list[np.ndarray] | None = None, dropout: bool = True) -> Diagnosis:
     """Per-layer statistics over seeds, status per layer, verdict, theory and findings.
 
     update_ratio: ‖ΔW_l‖/‖W_l‖ (S,) per layer of an optimizer step already taken (training); when None
@@ -262,25 +428,40 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
         update_ratio = first_step_ratio(scenario.train, params.W, p.dW)
     arrays = layer_arrays(scenario, params, p, update_ratio)
     L = scenario.n_layers
-    theory, pred = theory_for(scenario, p.x, p.delta[-1]) if with_theory else ({"applies": False}, None)
+    theory, pred = (theory_for(scenario, p.x, p.delta[-1], dropout=dropout) if with_theory
+                    else ({"applies": False}, None))
 
+    rows = dense_rows(scenario)
+    block_of = row_blocks(scenario)
     layers: list[LayerReport] = []
     for l, la in enumerate(arrays, start=1):
         stats = {k: Stat.of(v) for k, v in la.values.items()}
         med = {k: s.median for k, s in stats.items()}
         status = _status(med, bool(la.nonfinite.any()), diag, output=(l == L), batch=scenario.batch_size)
         layers.append(LayerReport(
-            layer=l, fan_in=scenario.sizes[l - 1], fan_out=scenario.sizes[l],
+            layer=rows[l - 1], fan_in=scenario.sizes[l - 1], fan_out=scenario.sizes[l],
             activation=scenario.layer_activation(l), status=status, stats=stats, grad_quantiles=la.quantiles,
             nonfinite_seeds=int(la.nonfinite.sum()),
             predicted_gradient_ratio=_clean(pred.gradient_ratio[l - 1]) if pred else None,
-            predicted_delta_ratio=_clean(pred.delta_ratio[l - 1]) if pred else None))
+            predicted_delta_ratio=_clean(pred.delta_ratio[l - 1]) if pred else None,
+            block=block_of.get(rows[l - 1]), index=l))
+    other = other_rows(scenario, params, p, arrays[-1].values["weight_grad_norm"], arrays[-1].values["delta_norm"])
+    for row, (kind, n, la) in other.items():
+        stats = {k: Stat.of(v) for k, v in la.values.items()}
+        med = {k: s.median for k, s in stats.items()}
+        layers.append(LayerReport(
+            layer=row, fan_in=n[0], fan_out=n[1], activation="identity", kind=kind, block=block_of.get(row),
+            status=_status(med, bool(la.nonfinite.any()), diag, output=False, batch=scenario.batch_size),
+            stats=stats, grad_quantiles=la.quantiles, nonfinite_seeds=int(la.nonfinite.sum())))
+    dense_layers = layers[:L]
+    layers.sort(key=lambda lay: lay.layer)
+    arrays_by_row = {**dict(zip(rows, arrays, strict=True)), **{r: v[2] for r, v in other.items()}}
 
-    per_seed = {f"{k}{l}": la.values[k] for l, la in enumerate(arrays, start=1) for k in la.values}
-    wgn = np.stack([la.values["weight_grad_norm"] for la in arrays])  # (L, S)
+    per_seed = {f"{k}{r}": la.values[k] for r, la in arrays_by_row.items() for k in la.values}
+    wgn = np.stack([la.values["weight_grad_norm"] for la in arrays])  # (L, S) of the dense layers
     with np.errstate(all="ignore"):
         spread = _div(wgn.max(axis=0), wgn.min(axis=0))
-    overflow_seeds = np.stack([la.nonfinite for la in arrays]).any(axis=0)
+    overflow_seeds = np.stack([la.nonfinite for la in arrays_by_row.values()]).any(axis=0)
     verdict = _verdict(layers)
 
     # backward gain: geometric mean over hidden layers, per seed; fitted rate over depth
@@ -291,7 +472,7 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
         n_tr = max(L - 2, 1)
         measured_factor = np.exp(np.mean(np.log(gains[:n_tr] ** 2), axis=0)) if L > 1 else None
     mean_gain = Stat.of(geo).median
-    extrapolation = _extrapolate(layers)
+    extrapolation = _extrapolate(dense_layers)
     if pred is not None and L > 1 and measured_factor is not None:
         chis = [c for c in pred.chi[:n_tr] if c is not None]
         theory["predicted_backward_factor"] = _clean(math.exp(np.mean(np.log(chis)))) if chis and min(
@@ -309,11 +490,11 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
     if pred is not None and theory.get("applies"):
         theory.setdefault("caveats", []).extend(_theory_disagreement(scenario, p, layers, theory, pred.q))
     summary = Summary(verdict=verdict, gradient_spread=Stat.of(spread).median, loss=Stat.of(p.loss),
-                      seeds=scenario.seeds, n_layers=L, overflow_seeds=int(overflow_seeds.sum()),
+                      seeds=scenario.seeds, n_layers=len(layers), overflow_seeds=int(overflow_seeds.sum()),
                       mean_backward_gain=mean_gain, extrapolation=extrapolation,
                       chi1=_clean(theory.get("chi1")), q_star=_clean(theory.get("q_star")), theory=theory, lr=lr)
-    findings = find(scenario, params, p, layers, arrays, summary)
-    return Diagnosis(layers, summary, findings, per_seed)
+    findings = find(scenario, params, p, dense_layers, arrays, summary)
+    return Diagnosis(layers, summary, findings, per_seed, residual_stream(scenario, p, layers))
 
 
 def _verdict(layers: list[LayerReport]) -> str:
@@ -371,7 +552,7 @@ def _clean(x: Any) -> float | None:
 
 def _extrapolate(layers: list[LayerReport]) -> dict[str, Any]:
     """Fit log‖δ_l‖ (median over seeds) linearly over l; extrapolate layer 1's ratio to deeper nets."""
-    pts = [(lay.layer, lay.median("delta_norm")) for lay in layers]
+    pts = [(lay.index, lay.median("delta_norm")) for lay in layers]
     pts = [(l, v) for l, v in pts if v is not None and v > 0]
     if len(pts) < 3:
         return {}

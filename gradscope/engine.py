@@ -61,6 +61,7 @@ class Pass:
     trace: Trace | None = None          # inputs h, activation inputs u, norm caches, dropout masks, block inputs
     extra: dict[str, Array] = field(default_factory=dict)   # dgamma{r}, dbeta{r}, dW{r} (projection rows)
     blocks: list[BlockGrad] = field(default_factory=list)   # residual stream at each block input
+    norm_delta: dict[int, Array] = field(default_factory=dict)  # row -> ‖∂L/∂(output)‖ (S,) of norm/projection rows
 
     def grads(self, params: Params) -> list[Array]:
         """Every parameter gradient, in params.tensors() order."""
@@ -147,6 +148,11 @@ def _draw_weights(scenario: Scenario, d: Dense, rng: np.random.Generator, S: int
     ctx = LayerContext(d.activation, dict(d.act_params))
     return _draw_stacked(lambda r: init.sample(r, d.fan_in, d.fan_out, ctx, **comp.params), rng, S,
                          (d.fan_in, d.fan_out), stackable=init.name != "orthogonal")
+
+
+def dense_rows(scenario: Scenario) -> list[int]:
+    """The report row of every main-path dense layer (W list order); 1..L for a plain MLP."""
+    return [d.row for d in walk(scenario.items) if isinstance(d, Dense) and not d.projection]
 
 
 def layer_streams(seed: int, n_layers: int) -> list[tuple[np.random.SeedSequence, np.random.SeedSequence]]:
@@ -300,11 +306,13 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
              reduce_dW: Callable[..., Any] | None = None, keep_dW: Container[int] | None = None,
              stats: list[Any] | None = None, trace: Trace | None = None,
              extra: dict[str, Array] | None = None, blocks: list[BlockGrad] | None = None,
+             norm_delta: dict[int, Array] | None = None,
              ) -> tuple[list[Array], list[Array], list[Array] | None]:
     """Backprop δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ φ'(z_l); dW_l = a_{l-1}ᵀ δ_l, db_l = Σ_batch δ_l.
 
     Walks the network's items in reverse (each kind's vjp); `extra` receives the gradients of norm γ/β
-    and projection weights (dgamma{row}, dbeta{row}, dW{row}); `blocks` the residual-stream norms.
+    and projection weights (dgamma{row}, dbeta{row}, dW{row}); `blocks` the residual-stream norms;
+    `norm_delta` ‖∂L/∂y‖ per seed at each norm row's output (and each projection row's).
     reduce_dW(l, dW_l, z, a, δ_l), when given, is appended to `stats` as soon as dW_l exists; with
     keep_dW (layer numbers), the other layers' dW are then dropped (None), so the pass never holds
     every weight gradient at once.
@@ -318,6 +326,8 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
     S = params.W[0].shape[0]
 
     def norm_back(n: Norm, g: Array) -> Array:
+        if norm_delta is not None:
+            norm_delta[n.row] = _seed_norm(g)
         dx, dgamma, dbeta = norm_vjp(n, params.extra[f"gamma{n.row}"], tr.norms[n.row], g)
         extra[f"dgamma{n.row}"] = dgamma
         if dbeta is not None:
@@ -328,6 +338,8 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
         if d.projection:
             P = params.extra[f"W{d.row}"]
             x_in = tr.blocks[_block_of[d.row]]
+            if norm_delta is not None:
+                norm_delta[d.row] = _seed_norm(g)
             extra[f"dW{d.row}"] = np.swapaxes(x_in, -1, -2) @ g
             return g @ np.swapaxes(P, -1, -2)
         l = d.index
@@ -403,13 +415,15 @@ def run_pass(scenario: Scenario, params: Params, x: Array, target: Array,
     stats: list[Any] | None = [] if reduce_dW is not None else None
     extra: dict[str, Array] = {}
     blocks: list[BlockGrad] = []
+    norm_delta: dict[int, Array] = {}
     with np.errstate(all="ignore"):
         tr = forward_trace(scenario, params, x, step=step, dropout=dropout)
         loss, delta_out = loss_and_grad(scenario, tr.z[-1], target)
         delta, dW, db = backward(scenario, params, tr.z, tr.a, delta_out.astype(tr.z[-1].dtype, copy=False),
-                                 reduce_dW, keep_dW, stats, trace=tr, extra=extra, blocks=blocks)
+                                 reduce_dW, keep_dW, stats, trace=tr, extra=extra, blocks=blocks,
+                                 norm_delta=norm_delta)
     return Pass(x=x, target=target, z=tr.z, a=tr.a, delta=delta, dW=dW, db=db, loss=loss, dW_stats=stats,
-                trace=tr, extra=extra, blocks=blocks)
+                trace=tr, extra=extra, blocks=blocks, norm_delta=norm_delta)
 
 
 def estimate_bytes(scenario: Scenario, batch: int | None = None) -> int:

@@ -202,16 +202,21 @@ def bias_variance(scheme: str, params: dict[str, Any], fan_in: int) -> float:
 
 
 def layer_sigmas(scenario: Scenario) -> tuple[list[float], list[float]]:
-    """Mean-field σ_w² = fan_in·Var(W_l) and σ_b² = Var(b_l) of every linear layer l = 1..L of a scenario."""
-    init = INITS.get(scenario.init.name)
+    """Mean-field σ_w² = fan_in·Var(W_l) and σ_b² = Var(b_l) of every linear layer l = 1..L of a scenario
+    (main-path dense layers; a layer's own `init` overrides network.init)."""
+    from .layers import Dense, walk
+
     sizes, L = scenario.sizes, scenario.n_layers
-    ctxs = [LayerContext(scenario.layer_activation(l),
-                         dict(scenario.activations[l - 1].params) if l <= scenario.depth else {})
-            for l in range(1, L + 1)]
-    sw2 = [sizes[l - 1] * float(init.variance(sizes[l - 1], sizes[l], ctxs[l - 1], **scenario.init.params))
-           for l in range(1, L + 1)]
-    if init.name == "mean_field":  # σ_w² as given, not fan_in·(σ_w²/fan_in) rounded
-        sw2 = [float(scenario.init.params.get("sigma_w2", 1.0))] * L
+    dense = [d for d in walk(scenario.items) if isinstance(d, Dense) and not d.projection]
+    sw2 = []
+    for d in dense:
+        comp = d.init if d.init is not None else scenario.init
+        init = INITS.get(comp.name)
+        if init.name == "mean_field":  # σ_w² as given, not fan_in·(σ_w²/fan_in) rounded
+            sw2.append(float(comp.params.get("sigma_w2", 1.0)))
+        else:
+            ctx = LayerContext(d.activation, dict(d.act_params))
+            sw2.append(d.fan_in * float(init.variance(d.fan_in, d.fan_out, ctx, **comp.params)))
     sb2 = [bias_variance(scenario.bias_init.name, dict(scenario.bias_init.params), sizes[l - 1])
            if scenario.bias else 0.0 for l in range(1, L + 1)]
     return sw2, sb2

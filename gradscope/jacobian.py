@@ -383,6 +383,9 @@ def options(scenario: Any) -> dict[str, Any] | None:
 
 def enable(scenario: Any, samples: int | None = None, at: str | None = None) -> Any:
     """The scenario with the Jacobian analysis switched on (--jacobian); the file's options are kept."""
+    if not getattr(scenario, "plain", True):
+        raise GradscopeError(f"{scenario.source}: the Jacobian analysis covers networks of dense layers; this one "
+                             "has norm, dropout or residual layers (network.norm/dropout/residual/layers)")
     have = dict(options(scenario) or {})
     opts = {"samples": samples or have.get("samples", DEFAULT_SAMPLES), "at": at or have.get("at", "last_hidden")}
     if opts["samples"] > scenario.batch_size:

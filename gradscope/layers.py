@@ -236,3 +236,41 @@ def residual_growth(alpha: float, blocks: int, branch_gain: float = 1.0) -> floa
 
 BATCHNORM_RELU_GRADIENT_GROWTH = math.pi / (math.pi - 1.0)  # Yang et al. 2019: ‖∇‖² per layer backward
 
+
+def stream_moments(items: tuple[Item, ...], sigmas: dict[int, tuple[float, float]], m0: float
+                   ) -> tuple[dict[int, float], float]:
+    """Mean-field second moment per unit, E[h_i²], walked through the items from the input's m0.
+
+    sigmas: Dense row -> (σ_w², σ_b²). A dense layer maps m to q = σ_w²·m + σ_b² and then E[φ(√q ξ)²]; a norm
+    (γ = 1, β = 0) outputs unit second moment; dropout with keep q divides by q; a residual block gives
+    m_skip + α²·m_branch (the branch's output is uncorrelated with its input over random weights), with
+    m_skip = σ_P²·m through a projection. Returns ({block: E‖x‖² per unit at its input}, m at the end of the
+    hidden layers)."""
+    from .theory import _phi, gaussian_expectation
+
+    at: dict[int, float] = {}
+
+    def go(its: tuple[Item, ...], m: float) -> float:
+        for it in its:
+            if isinstance(it, Dense):
+                if it.output:
+                    return m
+                sw2, sb2 = sigmas[it.row]
+                q = sw2 * m + sb2
+                if it.norm is not None:
+                    q = 1.0
+                fn, _ = _phi(it.activation, dict(it.act_params))
+                m = q if it.activation == "identity" else gaussian_expectation(lambda x, fn=fn: fn(x) ** 2, q)
+            elif isinstance(it, Norm):
+                m = 1.0
+            elif isinstance(it, Dropout):
+                m = m / (1.0 - it.p)
+            else:
+                at[it.block] = m
+                mb = go(it.layers, m)
+                skip = m if it.projection is None else sigmas[it.projection.row][0] * m
+                m = skip + it.alpha * it.alpha * mb
+        return m
+
+    return at, go(items, m0)
+

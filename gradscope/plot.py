@@ -399,7 +399,8 @@ def jacobian_panel(ax: Any, reports: Sequence[RunReport], labels: Sequence[str])
 def _title(report: RunReport) -> str:
     sc = report.scenario
     net = sc["network"]
-    act = net["activation"] if isinstance(net["activation"], str) else "mixed"
+    acts = net.get("activation", "layers")
+    act = acts if isinstance(acts, str) else "mixed"
     init = net["init"] if isinstance(net["init"], str) else net["init"].get("scheme", "")
     loss = sc["loss"] if isinstance(sc["loss"], str) else sc["loss"]["name"]
     label = f" [{report.label}]" if report.label else ""

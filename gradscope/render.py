@@ -16,7 +16,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .report import RunReport
+from .report import LayerReport, RunReport
 
 STATUS_STYLE = {"healthy": "green", "vanishing": "blue", "exploding": "red", "saturated": "yellow",
                 "dead": "magenta", "overflow": "bold red"}
@@ -152,6 +152,8 @@ def _positive(values: Sequence[float | None]) -> list[float]:
 def header(report: RunReport) -> Text:
     sc = report.scenario
     net = sc["network"]
+    if "layers" in net:  # residual / norm / dropout networks: the explicit form
+        return _layers_header(report)
     acts = net["activation"]
     act = acts if isinstance(acts, str) else (acts.get("name") if isinstance(acts, dict) else "per-layer")
     init = net["init"] if isinstance(net["init"], str) else net["init"]["scheme"]
@@ -170,6 +172,82 @@ def header(report: RunReport) -> Text:
     return t
 
 
+def _layers_header(report: RunReport) -> Text:
+    """The header of a network given as layer items: its rows by kind, blocks, dropout, init, loss, data."""
+    sc = report.scenario
+    net = sc["network"]
+    init = net["init"] if isinstance(net["init"], str) else net["init"]["scheme"]
+    loss = sc["loss"] if isinstance(sc["loss"], str) else sc["loss"]["name"]
+    kinds: dict[str, int] = {}
+    for lay in report.layers:
+        kinds[lay.kind] = kinds.get(lay.kind, 0) + 1
+    dense = [lay for lay in report.layers if lay.kind == "dense"]
+    acts = sorted({lay.activation for lay in dense[:-1]})
+    blocks = [b for b in (report.residual_stream or ()) if b.get("block") is not None]
+    alphas = sorted({b["alpha"] for b in blocks})
+    drops = _dropouts(net["layers"])
+    t = Text()
+    t.append(f"{sc['name']}", style="bold")
+    if report.label:
+        t.append(f" [{report.label}]", style="bold cyan")
+    if sc.get("description"):
+        t.append(f" — {sc['description']}")
+    parts = [", ".join(f"{n} {k}" for k, n in kinds.items()) + f" rows, {net['input_dim']}→…→{net['output_dim']}"]
+    if blocks:
+        parts.append(f"{len(blocks)} residual blocks (α {', '.join(fmt(a) for a in alphas)})")
+    if drops:
+        parts.append(f"dropout {', '.join(fmt(p) for p in sorted(set(drops)))}")
+    parts.append(f"{'/'.join(acts) or 'no hidden'} / {net['output_activation']} output, init {init}, loss {loss}, "
+                 f"data {sc['data']['kind']} (batch {sc['data']['batch_size']}"
+                 f"{'' if sc['data']['center'] else ', not centered'}), {sc['seeds']} seeds, {sc['dtype']}")
+    t.append("\n" + "; ".join(parts), style="dim")
+    return t
+
+
+def _dropouts(items: list[dict[str, Any]]) -> list[float]:
+    out: list[float] = []
+    for it in items:
+        if "dropout" in it:
+            out.append(float(it["dropout"]))
+        elif "residual" in it:
+            out += _dropouts(it["residual"]["layers"])
+    return out
+
+
+def _act(lay: LayerReport) -> str:
+    """The act column: the activation of a dense layer, the kind of any other row (layernorm γ/β, projection)."""
+    if lay.kind == "dense":
+        return lay.activation
+    return lay.kind if lay.kind == "projection" else f"{lay.kind} γ"
+
+
+def residual_table(report: RunReport) -> Table | None:
+    """The residual stream at each block input: ‖∂L/∂x‖, the skip path's share, E‖x‖² measured and predicted."""
+    blocks = [b for b in (report.residual_stream or ()) if b.get("block") is not None]
+    if not blocks:
+        return None
+    pred = report.summary.theory.get("residual_input_second_moment") or []
+    table = Table(title=None, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
+                  caption="residual stream at each block input (medians over seeds): ‖∂L/∂x‖, the part through the "
+                          "skip path and through the branch, skip share = ‖skip‖/(‖skip‖ + ‖branch‖), E‖x‖² over "
+                          "the input's and its mean-field prediction", caption_justify="left")
+    for head in ("block", "layers", "α", "‖∂L/∂x‖", "skip", "branch", "skip share", "E‖x‖²/E‖x₀‖²", "predicted"):
+        table.add_column(head, justify="left" if head == "layers" else "right", no_wrap=True)
+    for b in blocks:
+        m2 = b.get("input_second_moment") or {}
+        p = pred[b["block"] - 1] if b["block"] <= len(pred) else None
+        ls = b["layers"]
+        table.add_row(str(b["block"]), f"{ls[0]}–{ls[-1]}" if len(ls) > 1 else (str(ls[0]) if ls else ""),
+                      fmt(b["alpha"]), fmt(b["delta_norm"]["median"]), fmt(b["skip_grad_norm"]["median"]),
+                      fmt(b["branch_grad_norm"]["median"]), pct(b["skip_share"]["median"]), fmt(m2.get("median")),
+                      Text(fmt(p), style="cyan"))
+    end = report.residual_stream[-1].get("output_second_moment") if report.residual_stream else None
+    if end:
+        table.add_row("out", "", "", "", "", "", "", fmt(end.get("median")),
+                      Text(fmt(report.summary.theory.get("residual_growth")), style="cyan"))
+    return table
+
+
 def layer_table(report: RunReport, *, title: str | None = None, width: int = 160) -> Table:
     """Per-layer table: medians over seeds, statuses colour-coded, a log-scale bar per layer.
 
@@ -184,7 +262,7 @@ def layer_table(report: RunReport, *, title: str | None = None, width: int = 160
     cols: list[tuple[str, str, Any]] = [
         ("layer", "right", lambda lay: str(lay.layer)),
         ("shape", "right", lambda lay: f"{lay.fan_in}→{lay.fan_out}"),
-        ("act", "left", lambda lay: lay.activation),
+        ("act", "left", _act),
         ("‖∂L/∂W‖", "right", lambda lay: fmt(lay.median("weight_grad_norm"))),
     ]
     if wide:
@@ -232,7 +310,7 @@ def ratio_note(report: RunReport) -> Text | None:
     """A line under the layer table when the δ ratio and the weight-gradient ratio of some layer disagree by more
     than RATIO_NOTE_FACTOR: ∂L/∂W_l = a_{l-1}ᵀ δ_l, so the forward signal makes up the difference."""
     apart = [lay.layer for lay in report.layers
-             if (r := lay.median("gradient_ratio")) and (d := lay.median("delta_ratio"))
+             if lay.kind == "dense" and (r := lay.median("gradient_ratio")) and (d := lay.median("delta_ratio"))
              and max(r / d, d / r) > RATIO_NOTE_FACTOR]
     if not apart:
         return None
@@ -352,8 +430,9 @@ def run_renderable(report: RunReport, *, quiet: bool = False, width: int = 160) 
             parts.append(hanging(training_text(report), width, 2))
         return Group(*parts)
     note = ratio_note(report)
+    stream = residual_table(report)
     parts = [hanging(header(report), width, 2), Text(""), layer_table(report, width=width),
-             *([hanging(note, width, 2)] if note else []), Text(""),
+             *([hanging(note, width, 2)] if note else []), Text(""), *([stream, Text("")] if stream else []),
              strip_table(report), Text(""), hanging(verdict_text(report), width, 2)]
     if report.history:
         parts += [Text(""), training_table(report, width), Text(""), hanging(training_text(report), width, 2)]

@@ -79,6 +79,7 @@ class LayerReport:
     predicted_delta_ratio: float | None = None
     kind: str = "dense"         # the layer kind (SPEC §3); every layer of today's networks is dense + activation
     block: int | None = None    # the residual block holding the layer; None outside blocks
+    index: int = 0              # position among the main-path dense layers (their W list); 0 for other rows
 
     def median(self, key: str) -> float | None:
         return self.stats[key].median
@@ -175,6 +176,7 @@ class RunReport:
     per_seed: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
     trace: Any = field(default=None, compare=False, repr=False)   # training.Trace: per-seed training arrays
     jacobian: Any = None   # a jacobian.JacobianReport when the Jacobian analysis ran
+    residual_stream: tuple[dict[str, Any], ...] | None = None   # residual nets: one entry per block
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -183,6 +185,8 @@ class RunReport:
         out.update({"gradscope_version": self.version, "scenario": self.scenario,
                     "summary": self.summary.to_dict(), "layers": [layer.to_dict() for layer in self.layers],
                     "findings": [f.to_dict() for f in self.findings]})
+        if self.residual_stream is not None:
+            out["residual_stream"] = [dict(b) for b in self.residual_stream]
         if self.history is not None:
             out["history"] = [h.to_dict() for h in self.history]
         if self.training is not None:

@@ -38,6 +38,7 @@ from .activations import ACTIVATIONS
 from .engine import Params, Pass
 from .inits import INITS, LayerContext, bias_variance
 from .jacobian import _RELU_LIKE, ISOMETRY_FACTOR, MEAN_OK_FACTOR, JacobianReport, _g, _remedy
+from .layers import Norm, Residual, walk
 from .losses import LOSSES
 from .numerics import _div, _norm
 from .report import Finding, LayerReport, Stat, Summary
@@ -244,7 +245,7 @@ RATIO_DISAGREEMENT = 10.0     # δ ratio and weight-gradient ratio this far apar
 def overflow(c: PassContext) -> Finding | None:
     """First layer (forward order) and first seed where NaN/Inf appears."""
     scenario, summary = c.scenario, c.summary
-    bad = [(lay.layer, np.flatnonzero(c.arrays[lay.layer - 1].nonfinite)) for lay in c.layers if lay.nonfinite_seeds]
+    bad = [(lay.layer, np.flatnonzero(c.arrays[lay.index - 1].nonfinite)) for lay in c.layers if lay.nonfinite_seeds]
     if not bad:
         return None
     first_l, seeds_bad = bad[0]
@@ -270,7 +271,7 @@ def symmetric_init(c: PassContext) -> Finding | None:
     scenario = c.scenario
     if scenario.init.name not in SYMMETRIC_INITS:
         return None
-    return Finding("symmetric-init", "error", tuple(range(1, c.L + 1)),
+    return Finding("symmetric-init", "error", tuple(lay.layer for lay in c.layers),
                    f"{scenario.init.name} init gives every hidden unit of a layer the same weights, so they "
                    "get the same gradient and stay identical; with zeros, hidden gradients are exactly 0",
                    "use a random init: he_normal for ReLU-like, xavier_uniform for tanh/sigmoid")
@@ -287,8 +288,9 @@ def vanishing_gradient(c: PassContext) -> Finding | None:
     if not van:
         return None
     ratio1, dratio1, zero = c.ratio1, c.dratio1, c.zero
-    got = (f"layer 1 gets {_fmt(ratio1)} of the output layer's weight gradient" if ratio1 is not None else
-           "layer 1's weight-gradient ratio is undefined (the output layer's weight gradient is 0 too)")
+    first = c.layers[0].layer
+    got = (f"layer {first} gets {_fmt(ratio1)} of the output layer's weight gradient" if ratio1 is not None else
+           f"layer {first}'s weight-gradient ratio is undefined (the output layer's weight gradient is 0 too)")
     cause = [f"{got} and its δ is {_fmt(dratio1)} of the output's{c.gain_txt}{c.chi_txt}"]
     if zero:
         cause.insert(0, f"{_ranges(zero)} get exactly zero gradient (median over seeds)"
@@ -337,7 +339,8 @@ def exploding_gradient(c: PassContext) -> Finding | None:
     flat = c.flat
     return Finding("exploding-gradient", "error", tuple(lay.layer for lay in exp),
                    f"{_ranges([lay.layer for lay in exp])} above the exploding ratio "
-                   f"{_fmt(c.diag['exploding_ratio'])}: layer 1's δ is {_fmt(c.dratio1)}× the output's, "
+                   f"{_fmt(c.diag['exploding_ratio'])}: layer {c.layers[0].layer}'s δ is {_fmt(c.dratio1)}× the "
+                   "output's, "
                    f"its weight gradient {_fmt(c.ratio1)}×{c.gain_txt}{c.chi_txt}.{std_txt}"
                    + (f" {flat[0].upper()}{flat[1:]}." if flat else ""),
                    f"use a smaller init scale: {' or '.join(target)}{advice}, or gradient clipping while "
@@ -379,12 +382,12 @@ def dead_units(c: PassContext) -> Finding | None:
     frac = worst.median("dead_fraction") or 0.0
     bias_txt = ""
     if params.b is not None:
-        bias_txt = f", mean bias {_fmt(float(np.mean(params.b[worst.layer - 1])))}"
+        bias_txt = f", mean bias {_fmt(float(np.mean(params.b[worst.index - 1])))}"
     B = scenario.batch_size
     where = (f"{_ranges([lay.layer for lay in dead])}: up to {_fmt(100 * frac)}% of units are inactive for all "
              f"{B} sample{'s' if B != 1 else ''} (layer {worst.layer}: pre-activation mean "
              f"{_fmt(worst.median('preact_mean'))}{bias_txt})")
-    cos = _sample_cosine(c.p.a[worst.layer - 1])
+    cos = _sample_cosine(c.p.a[worst.index - 1])
     if B < MIN_DEAD_SAMPLES:
         return Finding("dead-units", "info", tuple(lay.layer for lay in dead),
                        f"{where}; with {B} sample{'s' if B != 1 else ''} this does not show dead units: a "
@@ -423,7 +426,7 @@ def mse_on_probabilities(c: PassContext) -> Finding | None:
     factor = float(np.mean(yhat * (1.0 - yhat)))
     better = "cross_entropy" if head == "softmax" else "bce"
     wrong = _confidently_wrong(p, head)
-    return Finding("mse-on-probabilities", "warning", (c.L,),
+    return Finding("mse-on-probabilities", "warning", (c.layers[-1].layer,),
                    f"{scenario.loss.name} on {head} outputs: ∂L/∂z carries the factor ŷ(1-ŷ) (mean "
                    f"{_fmt(factor)} here, at most 0.25), so the gradient vanishes exactly when a prediction "
                    f"is confidently wrong ({_fmt(100 * wrong)}% of samples give the true class "
@@ -441,7 +444,7 @@ def saturated_output(c: PassContext) -> Finding | None:
         return None
     pinned = ("samples have a largest probability above 0.99" if head == "softmax"
               else "unit-samples have ŷ(1-ŷ) below 0.025")
-    return Finding("saturated-output", "warning", (c.L,),
+    return Finding("saturated-output", "warning", (c.layers[-1].layer,),
                    f"{_fmt(100 * (out_layer.median('saturation') or 0))}% of {head} {pinned}: outputs "
                    f"pinned near 0/1 at initialization (logit std {_fmt(out_layer.median('preact_std'))})",
                    "lower the init scale so that the initial logits are O(1): xavier_uniform (σ_w² ≈ 1 "
@@ -461,7 +464,7 @@ def non_centered_inputs(c: PassContext) -> Finding | None:
         return None
     same = _one_sign_fraction(c.p.dW[0])
     n_in = c.scenario.sizes[0]
-    return Finding("non-centered-inputs", "warning", (1,),
+    return Finding("non-centered-inputs", "warning", (c.layers[0].layer,),
                    f"input features have |mean|/std = {_fmt(rel)} (median over features), "
                    f"{_fmt(100 * float(np.mean(x > 0)))}% of the input values are positive: for one sample "
                    "with positive inputs all of a first-layer unit's weight gradients x_i δ_j share the sign "
@@ -496,20 +499,139 @@ def forward_signal(c: PassContext) -> Finding | None:
                                   c.crit)
     if r < FORWARD_RATIO_LOW:
         return Finding("forward-collapse", "warning", tuple(lay.layer for lay in hidden),
-                       f"the pre-activation std falls from {_fmt(s_first)} (layer 1) to {_fmt(s_last)} "
+                       f"the pre-activation std falls from {_fmt(s_first)} (layer {hidden[0].layer}) to {_fmt(s_last)} "
                        f"(layer {hidden[-1].layer}), a factor {_fmt(r)}: deep layers see almost no "
                        "signal",
                        "raise the init variance to the activation's critical value (he_normal for "
                        "ReLU, xavier for tanh)" + fwd_advice)
     if r > FORWARD_RATIO_HIGH:
         return Finding("forward-explosion", "warning", tuple(lay.layer for lay in hidden),
-                       f"the pre-activation std grows from {_fmt(s_first)} (layer 1) to {_fmt(s_last)} "
+                       f"the pre-activation std grows from {_fmt(s_first)} (layer {hidden[0].layer}) to {_fmt(s_last)} "
                        f"(layer {hidden[-1].layer}), a factor {_fmt(r)}",
                        "lower the init variance (he_normal for ReLU, xavier for tanh)" + fwd_advice)
     return None
 
 
 UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW = 10, 0.01  # update-ratio: outside [LOW, HIGH] × diagnostics.update_ratio_guide
+
+
+# ---------------------------------------------------------------- skip connections, norms, dropout
+
+
+RESIDUAL_GROWTH_LIMIT = 4.0   # the stream's E‖x‖² may grow this much over all blocks before residual-branch-scale
+RESIDUAL_GROWTH_TARGET = 2.0  # the α the remedy computes makes it grow about this much
+
+
+def _seed_sq(a: np.ndarray) -> np.ndarray:
+    """Mean over the batch of ‖a_b‖², per seed (S,) — or a scalar for the shared input (B, n)."""
+    return np.mean(np.sum(np.square(a, dtype=np.float64), axis=-1), axis=-1)
+
+
+@rule({"residual-branch-scale": "residual branches too large for the depth: the stream grows block after block"})
+def residual_branch_scale(c: PassContext) -> Finding | None:
+    """x + α·branch(x) adds α²·(branch gain) of the stream's second moment per block: over B blocks it grows as
+    (1 + α²g)^B. Only for branches without a norm at their input (with one the growth is additive)."""
+    blocks = [it for it in walk(c.scenario.items) if isinstance(it, Residual)]
+    if not blocks or c.p.trace is None or any(isinstance(x, Norm) for b in blocks for x in walk(b.layers)):
+        return None
+    x2 = float(_seed_sq(c.p.x))
+    with np.errstate(all="ignore"):
+        growth = Stat.of(_seed_sq(c.p.trace.h[-1]) / x2).median if x2 > 0 else None
+    if growth is None or not growth > RESIDUAL_GROWTH_LIMIT:
+        return None
+    B = len(blocks)
+    per = growth ** (1.0 / B)
+    pred = c.summary.theory.get("residual_growth")
+    pred_txt = f" (mean-field predicts {_fmt(pred)}×)" if pred else ""
+    alphas = {b.alpha for b in blocks}
+    hint = "scale every branch down (network.residual.alpha about 1/√blocks) or put a norm at the start of each " \
+           "branch (norm: layernorm, norm_placement: pre)"
+    cause = ""
+    if len(alphas) == 1 and (alpha := next(iter(alphas))) != 0 and per > 1:
+        gain = (per - 1.0) / (alpha * alpha)
+        new = math.sqrt((RESIDUAL_GROWTH_TARGET ** (1.0 / B) - 1.0) / gain)
+        cause = (f": each block multiplies it by {_fmt(per)} = 1 + α²·g with α = {_fmt(alpha)} and a measured branch "
+                 f"gain g = {_fmt(gain)}")
+        hint = (f"network.residual.alpha {new:.3g} makes each block add α²·g = {_fmt(new * new * gain)} and the stream "
+                f"grow about {_fmt(RESIDUAL_GROWTH_TARGET)}× over {B} blocks (α ≈ {_fmt(new * math.sqrt(B))}/√{B}); "
+                "or a norm at the start of each branch (norm: layernorm, norm_placement: pre)")
+    rows = tuple(lay.layer for lay in c.layers[:-1] if lay.block is not None)
+    return Finding("residual-branch-scale", "warning", rows,
+                   f"the residual stream's second moment E‖x‖² grows {_fmt(growth)}× from the input to the last of "
+                   f"{B} blocks{pred_txt}{cause}; the gradient grows the same way toward the input",
+                   hint)
+
+
+BN_GROWTH_LIMIT = 10.0  # batchnorm-gradient-explosion: ‖∂L/∂y‖ at the first batchnorm over the last one
+
+
+@rule({"batchnorm-gradient-explosion": "BatchNorm at initialization: the gradient grows toward the input"})
+def batchnorm_gradient_explosion(c: PassContext) -> Finding | None:
+    """Yang et al. 2019: in a deep linear → BatchNorm → ReLU net ‖∂L/∂y‖² grows by π/(π−1) per layer backward."""
+    bns = [it for it in walk(c.scenario.items) if isinstance(it, Norm) and it.kind == "batchnorm"]
+    if len(bns) < 2 or any(n.row not in c.p.norm_delta for n in bns):
+        return None
+    first, last = c.p.norm_delta[bns[0].row], c.p.norm_delta[bns[-1].row]
+    with np.errstate(all="ignore"):
+        total = Stat.of(_div(first, last)).median
+        per = Stat.of(np.exp(2.0 * np.log(_div(first, last)) / (len(bns) - 1))).median
+    if total is None or not total > BN_GROWTH_LIMIT:
+        return None
+    pred = c.summary.theory.get("batchnorm_gradient_growth")
+    pred_txt = (f"; Yang et al. 2019 predict π/(π−1) = {_fmt(pred)} per layer for linear → batchnorm → relu at "
+                "large width and batch" if pred else "")
+    return Finding("batchnorm-gradient-explosion", "error", tuple(n.row for n in bns),
+                   f"the gradient at the output of the {len(bns)} batchnorm layers grows toward the input: "
+                   f"‖∂L/∂y‖² by {_fmt(per)} per layer (geometric mean over seeds' medians), ‖∂L/∂y‖ {_fmt(total)}× "
+                   f"from layer {bns[-1].row} to layer {bns[0].row}{pred_txt}. Batch statistics couple the samples: "
+                   "backward through each batchnorm removes the batch mean and the component along x̂, and what is "
+                   "left is rescaled by 1/σ, whatever the init scale",
+                   "use norm: layernorm (per-sample statistics, no coupling across the batch), or skip connections "
+                   "(network.residual) so the gradient has a path around the batchnorm layers, or fewer layers")
+
+
+POST_NORM_SHRINK = 0.5  # post-norm-gradient-shrink: first hidden layer's weight gradient below this × the last's
+
+
+@rule({"post-norm-gradient-shrink": "post-norm residual net: gradients shrink toward the input"})
+def post_norm_gradient_shrink(c: PassContext) -> Finding | None:
+    """A norm after each residual addition divides the gradient by the std of the sum on its way back."""
+    items = c.scenario.items
+    post = any(isinstance(a, Residual) and isinstance(b, Norm) for a, b in zip(items, items[1:], strict=False))
+    hidden = c.layers[:-1]
+    if not post or len(hidden) < 2:
+        return None
+    r = Stat.of(_div(c.arrays[hidden[0].index - 1].values["weight_grad_norm"],
+                     c.arrays[hidden[-1].index - 1].values["weight_grad_norm"])).median
+    if r is None or not r < POST_NORM_SHRINK:
+        return None
+    return Finding("post-norm-gradient-shrink", "warning", tuple(lay.layer for lay in hidden),
+                   f"with a norm after each residual addition, layer {hidden[0].layer}'s weight gradient is {_fmt(r)} "
+                   f"of layer {hidden[-1].layer}'s (median over seeds): each norm divides the gradient on its way back "
+                   "by the std of the sum it normalizes, so layers near the input learn slower (Xiong et al. 2020)",
+                   "norm_placement: pre (the norm inside each branch leaves the skip path an identity, so the "
+                   "gradient reaches the input undivided)")
+
+
+@rule({"dropout-critical-init": "dropout moves the critical init: σ_w² = q·(critical without dropout)"})
+def dropout_critical_init(c: PassContext) -> Finding | None:
+    """Dropout with keep probability q rescales kept units by 1/q: the backward factor is σ_w²·E[φ'²]/q."""
+    th = c.summary.theory
+    keep, chi1, crit, sw2 = th.get("dropout_keep"), th.get("chi1"), th.get("critical_sigma_w2"), th.get("sigma_w2")
+    if keep is None or keep >= 1 or chi1 is None or crit is None or sw2 is None:
+        return None
+    if CHI1_CRITICAL_BAND[0] <= chi1 <= CHI1_CRITICAL_BAND[1]:
+        return None
+    n = _hidden_layer(c.scenario)[0]
+    depth = c.scenario.depth
+    over = _fmt(math.exp(0.5 * depth * math.log(chi1))) if chi1 > 0 else "0"
+    return Finding("dropout-critical-init", "warning", tuple(lay.layer for lay in c.hidden),
+                   f"dropout p = {_fmt(1 - keep)} keeps q = {_fmt(keep)} of the units and scales them by 1/q, so each "
+                   f"layer's backward factor is σ_w²·E[φ'²]/q: χ₁ = {_fmt(chi1)} with σ_w² = {_fmt(sw2)} (it would be "
+                   f"{_fmt(chi1 * keep)} without dropout), about {over}× on ‖δ‖ over {depth} layers. The critical "
+                   f"σ_w² moves from {_fmt(crit / keep)} to q·{_fmt(crit / keep)} = {_fmt(crit)}",
+                   f"init {{scheme: normal, std: {math.sqrt(crit / n):.4g}}} (σ_w² = {_fmt(crit)} with fan_in {n}) "
+                   "gives χ₁ = 1 with this dropout")
 
 
 @rule({"update-ratio": "the optimizer's first step ‖ΔW‖/‖W‖ far from the 1e-3 guide"})

@@ -884,6 +884,8 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
         main = [d for d in _walk(items) if isinstance(d, Dense) and not d.projection]
         sizes = (net["input_dim"], *(d.fan_out for d in main[:-1]), net["output_dim"])
         acts = tuple(Component(d.activation, dict(d.act_params)) for d in main[:-1])
+        if all(isinstance(it, Dense) and it.norm is None and it.init is None for it in items):
+            items = None  # dense layers only: the plain MLP, numbers and normalized form as depth/widths give
     init = v.component(net_raw.get("init", NETWORK_KEYS["init"].default), ("network", "init"), INITS, "scheme")
     _check_gains(v, init, acts, "network", "init")
     bias_init = v.component(net_raw.get("bias_init", "zeros"), ("network", "bias_init"), INITS, "scheme",
@@ -940,6 +942,12 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
 
     if items is not None:
         _check_batch_norm(v, items, batch_size, train)
+        if analysis is not None and "jacobian" in analysis:
+            raise v.fail(("analysis", "jacobian"), "the Jacobian analysis covers networks of dense layers; this "
+                         "one has norm, dropout or residual layers")
+        if expect is not None and expect.get("jacobian_verdict") is not None:
+            raise v.fail(("expect", "jacobian_verdict"), "the Jacobian analysis covers networks of dense layers; "
+                         "this one has norm, dropout or residual layers")
         items = _with_head(items, head)
     return Scenario(name=name, description=scalars["description"] or "", seed=scalars["seed"],
                     seeds=scalars["seeds"], dtype=scalars["dtype"], sizes=tuple(sizes), activations=acts,

@@ -8,17 +8,21 @@ from . import __version__
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .datasets import DATASETS
 from .inits import BIAS_SCHEMES, INITS
+from .layers import NORMS
 from .losses import LOSSES
 from .registry import Param, Registry
 from .scenario import (
     ANALYSIS_KEYS,
+    BLOCK_KEYS,
     DATA_KEYS,
+    DENSE_KEYS,
     DIAGNOSTICS_KEYS,
     EXPECT_ALLOW_KEYS,
     EXPECT_KEYS,
     EXPECT_LAYER_KEYS,
     JACOBIAN_KEYS,
     NETWORK_KEYS,
+    RESIDUAL_KEYS,
     SWEEP_KEYS,
     TOP_KEYS,
     TRAIN_KEYS,
@@ -118,6 +122,32 @@ def _sweep_section() -> dict[str, Any]:
         "boundary": {"type": "string", "pattern": "^[^=]+=[^=]+$", "description": SWEEP_KEYS["boundary"].help}}}
 
 
+def _norm() -> dict[str, Any]:
+    """A norm kind: none | layernorm | batchnorm | rmsnorm, or {kind: ..., eps: ...}."""
+    comp = _component(NORMS, "kind")
+    comp["anyOf"][0]["enum"].append("none")
+    return comp
+
+
+def _items(activation: dict[str, Any]) -> dict[str, Any]:
+    """network.layers: a list of one-key items, {dense}, {norm}, {dropout}, {residual: {..., layers: [...]}}."""
+    item_ref = {"$ref": "#/$defs/layer_item"}
+    dense = _section(DENSE_KEYS, {"activation": activation, "init": _component(INITS, "scheme"), "norm": _norm()})
+    dropout_p = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+    block = _section(BLOCK_KEYS, {"layers": {"type": "array", "minItems": 1, "items": item_ref}})
+    block["required"] = ["layers"]
+
+    def one(name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "properties": {name: body}, "required": [name], "additionalProperties": False}
+
+    return {"type": "array", "items": item_ref, "$defs_item": {"anyOf": [
+        one("dense", {"anyOf": [{"type": "integer", "minimum": 1}, dense]}),
+        one("norm", _norm()),
+        one("dropout", {"anyOf": [dropout_p, {"type": "object", "properties": {"p": dropout_p},
+                                              "additionalProperties": False}]}),
+        one("residual", block)]}}
+
+
 def scenario_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a scenario file."""
     activation = _component(ACTIVATIONS, "name")
@@ -129,6 +159,10 @@ def scenario_schema() -> dict[str, Any]:
         "init": {"description": NETWORK_KEYS["init"].help, **_component(INITS, "scheme")},
         "bias_init": {"description": NETWORK_KEYS["bias_init"].help,
                       **_component(INITS, "scheme", only=BIAS_SCHEMES)},
+        "residual": {"description": NETWORK_KEYS["residual"].help,
+                     "anyOf": [_section(RESIDUAL_KEYS), {"type": "null"}]},
+        "norm": {"description": NETWORK_KEYS["norm"].help, "anyOf": [_norm(), {"type": "null"}]},
+        "layers": {"description": NETWORK_KEYS["layers"].help, "anyOf": [_items(activation), {"type": "null"}]},
     })
     network["not"] = {"anyOf": [{"required": ["widths", "depth"]}, {"required": ["widths", "width"]}]}
     data_variants = []
@@ -155,7 +189,9 @@ def scenario_schema() -> dict[str, Any]:
             {"type": "null"}], "description": TOP_KEYS["analysis"].help},
         "sweep": {"anyOf": [_sweep_section(), {"type": "null"}], "description": TOP_KEYS["sweep"].help},
     })
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+    layers = network["properties"]["layers"]["anyOf"][0]
+    defs = {"layer_item": layers.pop("$defs_item")}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": defs,
             "$id": f"https://gradscope.dev/schema/scenario-{__version__}.json",
             "title": "gradscope scenario", "description": "A feed-forward network, its loss, init and data, "
             "analysed by `gradscope run`.", **top}

@@ -20,7 +20,7 @@ from .activations import ACTIVATIONS
 from .analysis import analyze, measure
 from .datasets import DATASETS, Data
 from .diagnostics import _fmt
-from .engine import Params, check_memory, draw_data, init_params, loss_target, run_pass
+from .engine import Params, check_memory, dense_rows, draw_data, init_params, loss_target, run_pass
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS, hyperparameters, relative_change
 from .report import Finding, HistoryRecord, RunReport, Stat
@@ -59,7 +59,8 @@ def accuracy(sc: Scenario, out: np.ndarray, data: Data) -> np.ndarray | None:
 def _evaluate(sc: Scenario, params: Params, data: Data) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-seed loss and accuracy; a seed whose loss is NaN/Inf has no accuracy (NaN), not a chance one."""
     with np.errstate(all="ignore"):
-        p = run_pass(sc, params, data.x.astype(params.W[0].dtype, copy=False), loss_target(sc, data))
+        p = run_pass(sc, params, data.x.astype(params.W[0].dtype, copy=False), loss_target(sc, data),
+                     dropout=False)  # evaluation, as model.eval(): no dropout
         acc = accuracy(sc, p.a[-1], data)
         if acc is not None:
             acc = np.where(np.isfinite(p.loss), acc, np.nan)
@@ -88,6 +89,7 @@ class Trace:
     holdout_set: Data
     target_train: np.ndarray
     target_holdout: np.ndarray
+    rows: tuple[int, ...] = ()              # report row of each dense layer (npz keys W{row}_final)
 
     def batch_order(self) -> np.ndarray:
         """(steps, batch) int32 training-sample indices of every step's minibatch, in order."""
@@ -102,10 +104,11 @@ class Trace:
     def arrays(self) -> dict[str, np.ndarray]:
         """The npz entries a training run adds (README, Training dynamics)."""
         out: dict[str, np.ndarray] = {}
-        for l, W in enumerate(self.final.W, start=1):
-            out[f"W{l}_final"] = W
+        for l, (W, r) in enumerate(zip(self.final.W, self.rows, strict=True), start=1):
+            out[f"W{r}_final"] = W
             if self.final.b is not None:
-                out[f"b{l}_final"] = self.final.b[l - 1]
+                out[f"b{r}_final"] = self.final.b[l - 1]
+        out.update({f"{k}_final": v for k, v in self.final.extra.items()})
         out.update({"batch_order": self.batch_order(), "x_train": self.train_set.x, "y_train": self.target_train,
                     "x_holdout": self.holdout_set.x, "y_holdout": self.target_holdout,
                     "record_steps": self.steps, "train_loss": self.train_loss, "holdout_loss": self.holdout_loss,
@@ -117,9 +120,10 @@ class Trace:
 
 
 def _record(sc: Scenario, params: Params, step: int, probe: Data, train: Data, hold: Data,
-            update: list[np.ndarray]) -> tuple[HistoryRecord, dict[str, np.ndarray | None]]:
+            update: list[np.ndarray], dropout: bool = True) -> tuple[HistoryRecord, dict[str, np.ndarray | None]]:
     """One history record (the probe batch measured as step 0 is, without theory) and its per-seed arrays."""
-    _, d = measure(sc, params, probe.x, loss_target(sc, probe), with_theory=False, update_ratio=update)
+    _, d = measure(sc, params, probe.x, loss_target(sc, probe), with_theory=False, update_ratio=update,
+                   dropout=dropout)
     train_loss, train_acc = _evaluate(sc, params, train)
     hold_loss, hold_acc = _evaluate(sc, params, hold)
     L = len(d.layers)
@@ -136,14 +140,15 @@ def _record(sc: Scenario, params: Params, step: int, probe: Data, train: Data, h
 
 
 def _copy(params: Params) -> Params:
-    return Params([W.copy() for W in params.W], [b.copy() for b in params.b] if params.b is not None else None)
+    return params.copy()
 
 
 Progress = Callable[[int, int], None]   # progress(steps done, total steps), called after every step
 
 
 def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold: Data,
-                   progress: Progress | None = None) -> tuple[Params, list[HistoryRecord], Trace]:
+                   progress: Progress | None = None, dropout: bool = True
+                   ) -> tuple[Params, list[HistoryRecord], Trace]:
     """Train every member from `params` (in place) for train.steps steps; the final params, history and trace.
 
     Minibatches: every epoch draws a permutation of the n training samples from
@@ -159,7 +164,7 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
     target = loss_target(sc, train)
     x = train.x.astype(params.W[0].dtype, copy=False)
     state: dict[str, Any] = {}
-    tensors = params.W + (params.b or [])
+    tensors = params.tensors()
     S = params.W[0].shape[0]
     first_bad = np.full(S, -1, dtype=np.int64)
     perms: list[np.ndarray] = []
@@ -178,10 +183,10 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
             pos += batch
         xb = x if idx is None else x[idx]
         tb = target if idx is None else target[idx]
-        p = run_pass(sc, params, xb, tb)
+        p = run_pass(sc, params, xb, tb, step=step)  # dropout masks of this step
         newly = ~np.isfinite(p.loss) & (first_bad < 0)
         first_bad[newly] = step - 1   # the loss of the weights after step-1 updates
-        grads = p.dW + (p.db or [])
+        grads = p.grads(params)
         recording = step == 1 or step % cfg["record_every"] == 0 or step == cfg["steps"]
         before = _copy(params) if recording else None
         with np.errstate(all="ignore"):
@@ -189,9 +194,9 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
         if before is not None:
             update = relative_change(before.W, params.W)
             if step == 1:   # step 0's record carries the update the first step actually made
-                entries.append(_record(sc, before, 0, probe, train, hold, update))
+                entries.append(_record(sc, before, 0, probe, train, hold, update, dropout))
             if step % cfg["record_every"] == 0 or step == cfg["steps"]:
-                entries.append(_record(sc, params, step, probe, train, hold, update))
+                entries.append(_record(sc, params, step, probe, train, hold, update, dropout))
         if progress is not None:
             progress(step, cfg["steps"])
     history = [e for e, _ in entries]
@@ -205,7 +210,8 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
                   dead_fraction=np.stack([a["dead_fraction"] for a in per]),
                   update_ratio=np.stack([a["update_ratio"] for a in per]),
                   first_nonfinite=first_bad, batch=batch, permutations=perms, final=params, train_set=train,
-                  holdout_set=hold, target_train=target, target_holdout=loss_target(sc, hold))
+                  holdout_set=hold, target_train=target, target_holdout=loss_target(sc, hold),
+                  rows=tuple(dense_rows(sc)))
     return params, history, trace
 
 
@@ -568,8 +574,10 @@ def _steps_to(history: list[HistoryRecord], level: float) -> int | None:
 
 
 def train(sc: Scenario, *, label: str | None = None, max_memory: int = 2 * 2**30,
-          progress: Progress | None = None) -> RunReport:
+          progress: Progress | None = None, dropout: bool = True) -> RunReport:
     """Train the scenario's ensemble; the report keeps step 0's analysis and adds history and dynamics.
+
+    dropout=False measures step 0 and every record without dropout (`--eval`); the training steps keep it.
 
     Step 0's `update_ratio` is the update the first training step actually made (‖ΔW_l‖/‖W_l‖).
     """
@@ -580,8 +588,9 @@ def train(sc: Scenario, *, label: str | None = None, max_memory: int = 2 * 2**30
     train_set, hold = _split(data, n_train)
     probe = _split(train_set, min(sc.batch_size, n_train))[0]
     params = init_params(sc)
-    _, history, trace = train_ensemble(sc, _copy(params), train_set, probe, hold, progress)
-    start = analyze(sc, params, probe.x, loss_target(sc, probe), label=label, update_ratio=list(trace.update_ratio[0]))
+    _, history, trace = train_ensemble(sc, _copy(params), train_set, probe, hold, progress, dropout)
+    start = analyze(sc, params, probe.x, loss_target(sc, probe), label=label, update_ratio=list(trace.update_ratio[0]),
+                    dropout=dropout)
 
     def retry(lr: float) -> tuple[list[HistoryRecord], Trace]:
         other = replace(sc, train={**dict(sc.train or {}), "lr": lr})

@@ -302,7 +302,7 @@ def test_incremental_output_resume_and_ctrl_c(tmp_path, monkeypatch):
         fh.write('{"index": 3, "point": {"se')  # a record cut short by the interruption
     calls.clear()
     monkeypatch.setattr(sweep_mod, "run_point", lambda *task: calls.append(task[0]) or real(*task))
-    r = invoke("sweep", str(f), *grid, "-o", str(out), "--resume", "-f", "json")
+    r = invoke("sweep", str(f), *grid, "-o", str(out), "--resume", "-f", "json", "--workers", "1")
     assert r.exit_code == 0, r.output
     assert calls == [3, 4, 5]  # the finished points were skipped
     assert json.loads(out.read_text()) == full  # complete: one JSON document, as --format json prints
