@@ -11,6 +11,7 @@ import numpy as np
 from .analysis import analyze
 from .engine import Params, Pass, check_memory, default_max_memory, draw_data, init_params, largest_gemm, loss_target
 from .errors import GradscopeError
+from .layers import NORMS
 from .report import RunReport
 from .runtime import blas_threads, limit_blas
 from .scenario import Scenario, load_scenario
@@ -78,6 +79,17 @@ def _largest_batch(sc: Scenario) -> int:
     return max(sc.batch_size, int(sc.train["train_size"]), int(sc.train["holdout"]))
 
 
+NORM_KINDS = tuple(NORMS.names())
+
+
+def _diag(v: np.ndarray) -> np.ndarray:
+    """(S, n) -> (S, n, n) with v on each diagonal."""
+    out = np.zeros((*v.shape, v.shape[-1]), dtype=v.dtype)
+    idx = np.arange(v.shape[-1])
+    out[:, idx, idx] = v
+    return out
+
+
 def save_arrays(report: RunReport, path: str | Path) -> None:
     """Write x (S,B,d_in), y, W{l}, b{l}, dW{l}, db{l} and loss (S,) of the report's pass to an .npz file."""
     if report.arrays is None:
@@ -103,6 +115,12 @@ def save_arrays(report: RunReport, path: str | Path) -> None:
     for k, v in params.extra.items():
         out[k] = v
         out["d" + k] = p.extra["d" + k]
+    for lay in report.layers:  # a norm row's affine map x̂·diag(γ) + β in the dense layout, W{l} = diag(γ)
+        if lay.kind in NORM_KINDS:
+            r = lay.layer
+            out[f"W{r}"], out[f"dW{r}"] = _diag(out[f"gamma{r}"]), _diag(out[f"dgamma{r}"])
+            if f"beta{r}" in out:
+                out[f"b{r}"], out[f"db{r}"] = out[f"beta{r}"], out[f"dbeta{r}"]
     if p.trace is not None:
         for k, m in p.trace.masks.items():
             out[f"dropout_mask{k}"] = m

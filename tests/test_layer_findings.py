@@ -130,6 +130,12 @@ def test_report_rows_json_and_npz_of_a_norm_residual_network(tmp_path: object) -
         else:
             assert a[f"gamma{l}"].shape == (S, lay["fan_out"]) == a[f"dgamma{l}"].shape
             assert np.all(a[f"gamma{l}"] == 1.0) and np.all(a[f"beta{l}"] == 0.0)
+            idx = np.arange(lay["fan_out"])
+            assert a[f"W{l}"].shape == (S, lay["fan_in"], lay["fan_out"])
+            np.testing.assert_array_equal(a[f"W{l}"][:, idx, idx], a[f"gamma{l}"])
+            np.testing.assert_array_equal(a[f"dW{l}"][:, idx, idx], a[f"dgamma{l}"])
+            assert np.count_nonzero(a[f"dW{l}"]) == np.count_nonzero(a[f"dgamma{l}"])
+            np.testing.assert_array_equal(a[f"db{l}"], a[f"dbeta{l}"])
             norms = np.linalg.norm(a[f"dgamma{l}"], axis=1)
             assert lay["weight_grad_norm"]["median"] == pytest.approx(float(np.median(norms)), rel=1e-9)
             assert lay["bias_grad_norm"]["median"] == pytest.approx(
