@@ -114,3 +114,80 @@ def _names(sc: object, params: object) -> list[str]:
     L = sc.n_layers
     return ([f"dW{l}" for l in range(1, L + 1)] + ([f"db{l}" for l in range(1, L + 1)] if params.b is not None else [])
             + ["extra:d" + k for k in params.extra])
+
+
+def test_training_a_norm_residual_dropout_net_matches_torch_adam() -> None:
+    """Five full-batch Adam steps on a pre-LayerNorm residual net with dropout and a projection, against
+    torch.optim.Adam with the same masks: every final parameter (W, b, γ, β, P) to 1e-10, absolute 1e-8: the bias
+    feeding the batchnorm has a gradient that is exactly 0 in exact arithmetic (the batch mean is removed), so its
+    Adam steps are lr·(rounding noise ~1e-17)/eps ≈ 5e-11 each, different in the two frameworks."""
+    from gradscope import run
+    from gradscope.layers import dropout_mask, walk
+
+    net = {"input_dim": 5, "output_dim": 3, "layers": [
+        {"dense": {"width": 6, "activation": "tanh"}},
+        {"residual": {"alpha": 0.5, "layers": [{"norm": "layernorm"}, {"dense": {"width": 7, "activation": "gelu"}},
+                                               {"dropout": 0.25}, {"dense": {"width": 6, "activation": "identity"}}]}},
+        {"norm": "batchnorm"},
+        {"residual": {"projection": True, "layers": [{"dense": 4}, {"dropout": 0.2}]}}]}
+    steps = 5
+    sc = _scenario_train(net, steps)
+    report = run(sc)
+    final = report.trace.final
+    x = torch.tensor(report.trace.train_set.x, dtype=torch.float64)
+    y = torch.tensor(report.trace.target_train)
+    params0 = init_params(sc)
+    drops = [it for it in walk(sc.items) if isinstance(it, Dropout)]
+    for s in range(sc.seeds):
+        leaves: dict[str, object] = {}
+        for l in range(1, sc.n_layers + 1):
+            leaves[f"W{l}"] = torch.tensor(params0.W[l - 1][s], requires_grad=True)
+            leaves[f"b{l}"] = torch.tensor(params0.b[l - 1][s], requires_grad=True)
+        for k, v in params0.extra.items():
+            leaves[f"x:{k}"] = torch.tensor(v[s], requires_grad=True)
+        opt = torch.optim.Adam(list(leaves.values()), lr=sc.train["lr"])
+        for step in range(1, steps + 1):
+            masks = {d.index: torch.from_numpy(dropout_mask(sc.seed, d.index, step, (sc.seeds, x.shape[0], d.n), d.p,
+                                                            np.float64)[s]) for d in drops}
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(_torch_forward(sc.items, x, leaves, masks), y)
+            loss.backward()
+            opt.step()
+        for l in range(1, sc.n_layers + 1):
+            np.testing.assert_allclose(leaves[f"W{l}"].detach().numpy(), final.W[l - 1][s], rtol=1e-10, atol=1e-8)
+            np.testing.assert_allclose(leaves[f"b{l}"].detach().numpy(), final.b[l - 1][s], rtol=1e-10, atol=1e-8)
+        for k, v in final.extra.items():
+            np.testing.assert_allclose(leaves[f"x:{k}"].detach().numpy(), v[s], rtol=1e-10, atol=1e-8, err_msg=k)
+
+
+def _scenario_train(net: dict, steps: int) -> object:
+    from gradscope import load_scenario
+
+    return load_scenario({"seeds": 2, "network": {"init": "xavier_normal", **net}, "loss": "cross_entropy",
+                          "data": {"kind": "blobs", "batch_size": 16},
+                          "train": {"steps": steps, "optimizer": "adam", "lr": 0.05, "train_size": 24, "holdout": 8,
+                                    "record_every": steps}})
+
+
+def _torch_forward(items: tuple, h: object, leaves: dict, masks: dict) -> object:
+    """The network of `items` in torch.nn.functional, parameters from `leaves` (W{l}, b{l}, x:gamma{r}, …)."""
+    F = torch.nn.functional
+    for it in items:
+        if isinstance(it, Dense):
+            z = h @ leaves[f"W{it.index}"] + leaves[f"b{it.index}"]
+            h = z if it.output else TORCH_ACT[it.activation](z, dict(it.act_params))
+        elif isinstance(it, Norm):
+            g, b = leaves[f"x:gamma{it.row}"], leaves.get(f"x:beta{it.row}")
+            if it.kind == "layernorm":
+                h = F.layer_norm(h, (it.n,), g, b, it.eps)
+            elif it.kind == "batchnorm":
+                h = F.batch_norm(h, None, None, g, b, training=True, eps=it.eps)
+            else:
+                h = F.rms_norm(h, (it.n,), g, it.eps)
+        elif isinstance(it, Dropout):
+            h = h * masks[it.index]
+        else:
+            branch = _torch_forward(it.layers, h, leaves, masks)
+            skip = h @ leaves[f"x:W{it.projection.row}"] if it.projection is not None else h
+            h = skip + it.alpha * branch
+    return h
