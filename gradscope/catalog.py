@@ -7,6 +7,7 @@ from typing import Any
 from .activations import ACTIVATIONS
 from .datasets import DATASETS
 from .inits import INITS
+from .layers import NORMS
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS
 from .registry import Registry
@@ -24,4 +25,4 @@ def _entries(registry: Registry) -> list[dict[str, Any]]:
 
 def catalog() -> dict[str, list[dict[str, Any]]]:
     return {"activations": _entries(ACTIVATIONS), "losses": _entries(LOSSES), "inits": _entries(INITS),
-            "datasets": _entries(DATASETS), "optimizers": _entries(OPTIMIZERS)}
+            "datasets": _entries(DATASETS), "optimizers": _entries(OPTIMIZERS), "norms": _entries(NORMS)}

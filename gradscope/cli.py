@@ -446,11 +446,11 @@ def compare(variants: Annotated[list[str], typer.Argument(
 
 @app.command("list")
 def list_(what: Annotated[str | None, typer.Argument(
-        help="activations | losses | inits | datasets | optimizers (default: all).", show_default=False,
+        help="activations | losses | inits | datasets | optimizers | norms (default: all).", show_default=False,
         autocompletion=complete_list)] = None,
           format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
           no_color: NoColorOpt = False) -> None:
-    """List the activations, losses, init schemes, datasets and optimizers gradscope knows.
+    """List the activations, losses, init schemes, datasets, optimizers and norm layers gradscope knows.
 
     \b
     Example:

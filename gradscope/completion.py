@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-LISTS = ("activations", "losses", "inits", "datasets", "optimizers")
+LISTS = ("activations", "losses", "inits", "datasets", "optimizers", "norms")
 
 
 def _sections() -> dict[str, dict]:
@@ -102,5 +102,5 @@ def complete_variants(incomplete: str) -> list[str]:
 
 
 def complete_list(incomplete: str) -> list[str]:
-    """list's argument: activations | losses | inits | datasets | optimizers."""
+    """list's argument: activations | losses | inits | datasets | optimizers | norms."""
     return [n for n in LISTS if n.startswith(incomplete)]

@@ -193,8 +193,9 @@ def test_check_failure_and_json(tmp_path):
 def test_list():
     r = invoke("list", "--format", "json")
     d = json.loads(r.stdout)
-    assert {"activations", "losses", "inits", "datasets", "optimizers"} == set(d)
+    assert {"activations", "losses", "inits", "datasets", "optimizers", "norms"} == set(d)
     assert "gelu" in [e["name"] for e in d["activations"]]
+    assert [e["name"] for e in d["norms"]] == ["layernorm", "batchnorm", "rmsnorm"]
     r = invoke("list", "losses", "--no-color")
     assert r.exit_code == 0 and "cross_entropy" in r.stdout and "label_smoothing" in r.stdout
     assert invoke("list", "lossess").exit_code == 2
