@@ -156,14 +156,8 @@ def header(report: RunReport) -> Text:
         return _layers_header(report)
     acts = net["activation"]
     act = acts if isinstance(acts, str) else (acts.get("name") if isinstance(acts, dict) else "per-layer")
-    init = net["init"] if isinstance(net["init"], str) else net["init"]["scheme"]
-    loss = sc["loss"] if isinstance(sc["loss"], str) else sc["loss"]["name"]
-    t = Text()
-    t.append(f"{sc['name']}", style="bold")
-    if report.label:
-        t.append(f" [{report.label}]", style="bold cyan")
-    if sc.get("description"):
-        t.append(f" — {sc['description']}")
+    init, loss = _init_loss(sc)
+    t = _title_line(report)
     t.append(f"\n{len(report.layers)} layers {net['input_dim']}→{'→'.join(map(str, net['widths']))}"
              f"{'→' if net['widths'] else ''}{net['output_dim']}, {act} / {net['output_activation']} output, "
              f"init {init}, loss {loss}, data {sc['data']['kind']} (batch {sc['data']['batch_size']}"
@@ -172,12 +166,30 @@ def header(report: RunReport) -> Text:
     return t
 
 
+def _title_line(report: RunReport) -> Text:
+    """The scenario's name (bold), its label and its description."""
+    sc = report.scenario
+    t = Text()
+    t.append(f"{sc['name']}", style="bold")
+    if report.label:
+        t.append(f" [{report.label}]", style="bold cyan")
+    if sc.get("description"):
+        t.append(f" — {sc['description']}")
+    return t
+
+
+def _init_loss(sc: dict[str, Any]) -> tuple[str, str]:
+    """The init scheme's and the loss's names from a normalized scenario."""
+    net = sc["network"]
+    init = net["init"] if isinstance(net["init"], str) else net["init"]["scheme"]
+    return init, sc["loss"] if isinstance(sc["loss"], str) else sc["loss"]["name"]
+
+
 def _layers_header(report: RunReport) -> Text:
     """The header of a network given as layer items: its rows by kind, blocks, dropout, init, loss, data."""
     sc = report.scenario
     net = sc["network"]
-    init = net["init"] if isinstance(net["init"], str) else net["init"]["scheme"]
-    loss = sc["loss"] if isinstance(sc["loss"], str) else sc["loss"]["name"]
+    init, loss = _init_loss(sc)
     kinds: dict[str, int] = {}
     for lay in report.layers:
         kinds[lay.kind] = kinds.get(lay.kind, 0) + 1
@@ -186,12 +198,7 @@ def _layers_header(report: RunReport) -> Text:
     blocks = [b for b in (report.residual_stream or ()) if b.get("block") is not None]
     alphas = sorted({b["alpha"] for b in blocks})
     drops = _dropouts(net["layers"])
-    t = Text()
-    t.append(f"{sc['name']}", style="bold")
-    if report.label:
-        t.append(f" [{report.label}]", style="bold cyan")
-    if sc.get("description"):
-        t.append(f" — {sc['description']}")
+    t = _title_line(report)
     parts = [", ".join(f"{n} {k}" for k, n in kinds.items()) + f" rows, {net['input_dim']}→…→{net['output_dim']}"]
     if blocks:
         parts.append(f"{len(blocks)} residual blocks (α {', '.join(fmt(a) for a in alphas)})")
