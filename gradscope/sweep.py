@@ -169,7 +169,7 @@ def error_record(index: int, point: Mapping[str, Any], message: str) -> dict[str
             "error": message}
 
 
-def run_point(index: int, point: dict[str, Any], scenario: Any, max_memory: int,
+def run_point(index: int, point: dict[str, Any], scenario: Any, max_memory: int | None,
               critical: dict[tuple[Any, ...], float | None], pin_threads: bool) -> dict[str, Any]:
     """Run one point (module level: what the pool and Dask workers call). One BLAS thread (pin_threads sets it
     for a worker process; in-process the caller sets it around the loop); a point that cannot run (memory
@@ -714,14 +714,16 @@ def sweep(scenario: Any = None, grid: Mapping[str, Any] | Sequence[str] | None =
             critical_sigma_w2(sc.activations[0].name, sb2[1] if sc.n_layers > 2 else sb2[0],
                               dict(sc.activations[0].params))
     critical = critical_entries()
-    mem = max_memory if max_memory is not None else default_max_memory()
+    # the memory limit of a point: as given; else half of the memory available here (shared by the pool's
+    # workers), or, on Dask, what the worker that runs it has (None: run() decides there)
+    mem: int | None = max_memory if max_memory is not None or scheduler is not None else default_max_memory()
     todo = [i for i, p in enumerate(grid_points) if point_id(p) not in records]
     for i in todo:
         if i in invalid:
             finished(error_record(i, grid_points[i], invalid[i]))
     todo = [i for i in todo if i not in invalid]
     n_workers = 1 if scheduler is None and not todo else (workers or default_jobs(len(todo)))
-    if scheduler is None and n_workers > 1 and max_memory is None:
+    if scheduler is None and n_workers > 1 and mem is not None and max_memory is None:
         mem //= n_workers  # shared by the workers running at once
     tasks = [(i, grid_points[i], scenarios[i], mem, critical, scheduler is not None or n_workers > 1)
              for i in todo]
