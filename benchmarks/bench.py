@@ -42,12 +42,15 @@ def _net(seeds: int, batch: int, sizes: list[int], activation: str, **extra: Any
     return {"seeds": seeds, "batch": batch, "sizes": sizes, "activation": activation, **extra}
 
 
-# Whole-run workloads. Residual + norm (issue 9's layer kinds) does not exist in gradscope yet.
+# Whole-run workloads. `residual` = (every, alpha): pre-norm residual blocks x + α·W₂φ(W₁·LN(x)) with a
+# LayerNorm at the start of each branch (issue 9's layer kinds, gradscope/layers.py).
+RESNORM = _net(16, 64, [128] + [128] * 32 + [10], "relu", residual=(2, 0.5), norm="layernorm")
 WORKLOADS: dict[str, dict[str, Any]] = {
     "default (8×64 sigmoid, B128, S16)": _net(16, 128, [32] + [64] * 8 + [10], "sigmoid"),
     "many small (10×32 tanh, B64, S512)": _net(512, 64, [32] + [32] * 10 + [10], "tanh"),
     "deep (64×64 relu, B64, S32)": _net(32, 64, [64] + [64] * 64 + [10], "relu"),
     "wide (24×256 tanh, B128, S16)": _net(16, 128, [256] + [256] * 24 + [10], "tanh"),
+    "residual+norm (16 pre-LN blocks×128 relu, B64, S16)": RESNORM,
     "training (3×64 relu, S16, 100 SGD steps)": _net(16, 256, [32] + [64] * 3 + [10], "relu", steps=100),
 }
 MEMORY_WORKLOAD = _net(4, 128, [256] + [1000] * 12 + [10], "tanh")
@@ -64,6 +67,9 @@ def _scenario(w: dict[str, Any]) -> dict[str, Any]:
                     "activation": w["activation"], "init": "he_normal" if w["activation"] == "relu" else
                     "xavier_normal"},
         "loss": "cross_entropy", "data": {"kind": "blobs" if "steps" in w else "gaussian", "batch_size": w["batch"]}}
+    if "residual" in w:
+        every, alpha = w["residual"]
+        sc["network"].update(residual={"every": every, "alpha": alpha}, norm=w["norm"], norm_placement="pre")
     if "steps" in w:
         sc["train"] = {"steps": w["steps"], "lr": 0.05, "optimizer": "sgd", "train_size": w["batch"],
                        "holdout": 128, "record_every": 25}
@@ -140,22 +146,50 @@ def worker_torch(w: dict[str, Any], repeat: int, threads: int) -> dict[str, Any]
     y = torch.randint(0, sizes[-1], (B,), generator=g)
     steps = w.get("steps")
 
+    residual = w.get("residual")
+    n_dense = len(sizes) - 1
+
     def init() -> tuple[list[Any], list[Any]]:
         Ws = [(torch.randn(S, a, b, generator=g, dtype=torch.float64) * (2.0 / (a + b)) ** 0.5).requires_grad_()
               for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
         bs = [torch.zeros(S, 1, b, dtype=torch.float64, requires_grad=True) for b in sizes[1:]]
+        if residual is not None:  # one LayerNorm per block, its γ, β per seed (as gradscope's ensemble)
+            blocks = (n_dense - 1) // residual[0]
+            bs += [torch.ones(S, 1, sizes[0], dtype=torch.float64, requires_grad=True) for _ in range(blocks)]
+            bs += [torch.zeros(S, 1, sizes[0], dtype=torch.float64, requires_grad=True) for _ in range(blocks)]
         return Ws, bs
 
+    lns = [torch.nn.LayerNorm(sizes[0], elementwise_affine=False, dtype=torch.float64)
+           for _ in range((n_dense - 1) // residual[0])] if residual is not None else []
+
+    def forward(Ws: list[Any], bs: list[Any]) -> Any:
+        if residual is None:
+            a = x
+            for l, (W, b) in enumerate(zip(Ws, bs, strict=True)):
+                z = torch.matmul(a, W) + b
+                a = act(z) if l < len(Ws) - 1 else z
+            return a
+        every, alpha = residual
+        blocks = len(lns)
+        gam, bet = bs[n_dense:n_dense + blocks], bs[n_dense + blocks:]
+        h = x.expand(S, B, sizes[0])
+        for k, ln in enumerate(lns):  # x + α·(W₂ φ(W₁ LN(x)γ+β))
+            u = ln(h) * gam[k] + bet[k]
+            for j in range(every):
+                l = k * every + j
+                u = torch.matmul(u, Ws[l]) + bs[l]
+                if j < every - 1:
+                    u = act(u)
+            h = h + alpha * u
+        return torch.matmul(h, Ws[-1]) + bs[n_dense - 1]
+
     def pass_(Ws: list[Any], bs: list[Any]) -> list[Any]:
-        a = x
-        for l, (W, b) in enumerate(zip(Ws, bs, strict=True)):
-            z = torch.matmul(a, W) + b
-            a = act(z) if l < len(Ws) - 1 else z
+        a = forward(Ws, bs)
         loss = torch.nn.functional.cross_entropy(a.reshape(S * B, -1), y.repeat(S), reduction="sum") / B
         for p in Ws + bs:
             p.grad = None
         loss.backward()
-        return [W.grad.flatten(1).norm(dim=1) for W in Ws]  # per-layer, per-seed ‖∂L/∂W‖
+        return [p.grad.flatten(1).norm(dim=1) for p in Ws + bs[n_dense:]]  # per-layer, per-seed ‖∂L/∂W‖, ‖∂L/∂γ‖…
 
     def whole() -> None:
         Ws, bs = init()

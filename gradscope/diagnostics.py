@@ -29,7 +29,8 @@ from .inits import INITS, LayerContext, layer_sigmas
 from .layers import BATCHNORM_RELU_GRADIENT_GROWTH, Dense, Dropout, Norm, Residual, stream_moments, walk
 from .numerics import _div, _norm
 from .optimizers import first_step_ratio
-from .report import Finding, LayerReport, Stat, Summary
+from .quantiles import quantiles
+from .report import Finding, LayerReport, Stat, Summary, stats_of
 from .rules import (  # noqa: F401  (CODES, find, _fmt and MIN_DEAD_SAMPLES are also read from here)
     _ZERO_INPUT,
     CODES,
@@ -141,7 +142,7 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
         absg = abs_dW[~nonfinite].ravel()
         if absg.size > QUANTILE_SAMPLE:
             absg = absg[:: -(-absg.size // QUANTILE_SAMPLE)]
-        qs = np.quantile(absg, QUANTILES) if absg.size else [None] * len(QUANTILES)
+        qs = quantiles(absg, QUANTILES) if absg.size else [None] * len(QUANTILES)
         quant = {f"q{int(round(q * 100)):02d}": (float(x) if x is not None else None)
                  for q, x in zip(QUANTILES, qs, strict=True)}
         return WeightGradStats(_norm(dW, (1, 2)), abs_dW.mean(axis=(1, 2), dtype=np.float64),
@@ -360,7 +361,7 @@ def _row_arrays(g: np.ndarray, gb: np.ndarray | None, w: np.ndarray, x: np.ndarr
     absg = np.abs(g)
     nonfinite = ~(np.isfinite(g).all(axis=axes) & np.isfinite(y).all(axis=(1, 2)))
     pooled = absg[~nonfinite].ravel()
-    qs = np.quantile(pooled, QUANTILES) if pooled.size else [None] * len(QUANTILES)
+    qs = quantiles(pooled, QUANTILES) if pooled.size else [None] * len(QUANTILES)
     nan = np.full(S, np.nan)
     v = {"weight_grad_norm": wgn, "bias_grad_norm": _norm(gb, (1,)) if gb is not None else nan,
          "delta_norm": delta, "grad_weight_ratio": _div(wgn, _norm(w, axes)), "gradient_ratio": _div(wgn, out_wgn),
@@ -435,7 +436,7 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
     block_of = row_blocks(scenario)
     layers: list[LayerReport] = []
     for l, la in enumerate(arrays, start=1):
-        stats = {k: Stat.of(v) for k, v in la.values.items()}
+        stats = stats_of(la.values)
         med = {k: s.median for k, s in stats.items()}
         status = _status(med, bool(la.nonfinite.any()), diag, output=(l == L), batch=scenario.batch_size)
         layers.append(LayerReport(
@@ -447,7 +448,7 @@ def diagnose(scenario: Scenario, params: Params, p: Pass, *, with_theory: bool =
             block=block_of.get(rows[l - 1]), index=l))
     other = other_rows(scenario, params, p, arrays[-1].values["weight_grad_norm"], arrays[-1].values["delta_norm"])
     for row, (kind, n, la) in other.items():
-        stats = {k: Stat.of(v) for k, v in la.values.items()}
+        stats = stats_of(la.values)
         med = {k: s.median for k, s in stats.items()}
         layers.append(LayerReport(
             layer=row, fan_in=n[0], fan_out=n[1], activation="identity", kind=kind, block=block_of.get(row),

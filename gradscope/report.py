@@ -63,6 +63,47 @@ class Stat:
         return {k: getattr(self, k) for k in STAT_KEYS}
 
 
+def stats_of(values: dict[str, np.ndarray | None]) -> dict[str, Stat]:
+    """{key: Stat.of(v)} for many arrays at once, the same numbers bit for bit.
+
+    A report row has ~17 per-seed arrays of the same length; those with every value finite are stacked and
+    reduced together (row-wise sort, sum and the same interpolation), the others go through Stat.of."""
+    out: dict[str, Stat] = {}
+    batch: dict[str, np.ndarray] = {}
+    for k, v in values.items():
+        a = None if v is None else np.asarray(v, dtype=np.float64).ravel()
+        if a is not None and a.size and np.isfinite(a).all():
+            batch[k] = a
+        else:
+            out[k] = Stat.of(v)
+    by_size: dict[int, list[str]] = {}
+    for k, a in batch.items():
+        by_size.setdefault(a.size, []).append(k)
+    for n, keys in by_size.items():
+        if len(keys) == 1:
+            out[keys[0]] = Stat.of(batch[keys[0]])
+            continue
+        v = np.sort(np.stack([batch[k] for k in keys]), axis=1)
+        with np.errstate(all="ignore"):
+            mean, std = v.mean(axis=1), v.std(axis=1)
+            med, q10, q90 = (_quantile_rows(v, q) for q in (0.5, 0.1, 0.9))
+        for i, k in enumerate(keys):
+            out[k] = Stat(median=_f(med[i]), mean=_f(mean[i]), std=_f(std[i]), min=_f(v[i, 0]), max=_f(v[i, -1]),
+                          q10=_f(q10[i]), q90=_f(q90[i]))
+    return {k: out[k] for k in values}
+
+
+def _quantile_rows(sorted_v: np.ndarray, q: float) -> np.ndarray:
+    """_quantile of every row of a (K, n) array sorted along rows (the same float operations)."""
+    n = sorted_v.shape[1]
+    pos = q * (n - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    a, b = sorted_v[:, lo], sorted_v[:, hi]
+    return a + (b - a) * frac if frac < 0.5 else b - (b - a) * (1.0 - frac)
+
+
 @dataclass(frozen=True)
 class LayerReport:
     """One linear layer l (1 = first hidden layer, L = output layer) summarized over the ensemble."""

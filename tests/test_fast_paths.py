@@ -1,0 +1,76 @@
+"""Fast paths that must give the slow paths' numbers bit for bit: quantiles (np.quantile), report.stats_of (Stat.of),
+theory._pair_kernels (pair_expectation of φ and φ' separately)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradscope.diagnostics import QUANTILES
+from gradscope.quantiles import order_statistics, quantiles
+
+
+def _samples(n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return [np.abs(rng.standard_normal(n)), rng.integers(0, 5, n).astype(np.float64), np.sort(rng.random(n)),
+            np.sort(rng.random(n))[::-1].copy(), np.abs(rng.standard_cauchy(n)) * 1e-300, np.zeros(n),
+            np.abs(rng.standard_normal(n)).astype(np.float32), rng.standard_normal(n) * 1e300]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 65, 200, 4099, 70001])
+def test_same_bits_as_numpy(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for x in _samples(n, rng):
+        for qs in (QUANTILES, (0.0, 1.0), (0.5,), tuple(rng.random(9))):
+            want, got = np.quantile(x, qs), quantiles(x, qs)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (n, x[:4], qs, want, got)
+
+
+def test_input_untouched_and_special_values() -> None:
+    x = np.array([3.0, np.inf, 1.0, -np.inf, 2.0] * 30)
+    before = x.copy()
+    with np.errstate(invalid="ignore"):  # inf - inf in the interpolation, as in NumPy
+        assert quantiles(x, QUANTILES).tobytes() == np.quantile(x, QUANTILES).tobytes()
+    assert (x == before).all()
+    y = np.array([1.0, np.nan, 2.0])  # NaN: NumPy's own answer
+    assert np.isnan(quantiles(y, (0.5,))).all()
+
+
+def test_order_statistics_are_sorted_values() -> None:
+    x = np.random.default_rng(3).standard_normal(10_000)
+    ranks = [0, 1, 17, 4999, 5000, 9998, 9999]
+    assert order_statistics(x, ranks) == dict(zip(ranks, np.sort(x)[ranks].tolist(), strict=True))
+
+
+@pytest.mark.parametrize("S", [1, 2, 5, 16, 17, 128, 129, 257, 512])
+def test_stats_of_is_stat_of_per_key(S: int) -> None:
+    """report.stats_of (a row's per-seed arrays reduced together) gives Stat.of's numbers, bit for bit."""
+    from gradscope.report import Stat, stats_of
+
+    rng = np.random.default_rng(S)
+    for _ in range(5):
+        vals: dict[str, np.ndarray | None] = {
+            f"k{i}": rng.standard_normal(S) * 10 ** rng.uniform(-300, 300) if i % 3 else rng.random(S)
+            for i in range(17)}
+        vals.update(nan=np.where(rng.random(S) < 0.3, np.nan, rng.random(S)), none=None,
+                    counts=rng.integers(0, 3, S), inf=np.full(S, np.inf), short=rng.random(max(1, S // 2)))
+        got = stats_of(vals)
+        assert list(got) == list(vals)
+        for k, v in vals.items():
+            assert repr(got[k]) == repr(Stat.of(v)), (S, k)
+
+
+@pytest.mark.parametrize("act", [("tanh", {}), ("sigmoid", {}), ("gelu", {}), ("gelu", {"approximate": "tanh"}),
+                                 ("elu", {"alpha": 0.7}), ("softplus", {}), ("selu", {}), ("silu", {}),
+                                 ("hardtanh", {}), ("softsign", {})])
+def test_pair_kernels_same_bits_as_two_pair_expectations(act: tuple[str, dict]) -> None:
+    from gradscope.activations import ACTIVATIONS
+    from gradscope.theory import _pair_kernels, _phi, pair_expectation
+
+    if act[0] not in ACTIVATIONS:
+        pytest.skip(f"no {act[0]} activation")
+    x = np.random.default_rng(1).standard_normal((9, 5))
+    cov = 1.3 * x @ x.T / 5 + 0.05
+    fn, gr = _phi(*act)
+    value, deriv = _pair_kernels(act, cov)
+    assert value.tobytes() == pair_expectation(fn, fn, cov).tobytes()
+    assert deriv.tobytes() == pair_expectation(gr, gr, cov).tobytes()
