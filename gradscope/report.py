@@ -79,7 +79,7 @@ def stats_of(values: dict[str, np.ndarray | None]) -> dict[str, Stat]:
     by_size: dict[int, list[str]] = {}
     for k, a in batch.items():
         by_size.setdefault(a.size, []).append(k)
-    for n, keys in by_size.items():
+    for keys in by_size.values():
         if len(keys) == 1:
             out[keys[0]] = Stat.of(batch[keys[0]])
             continue
