@@ -26,7 +26,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .engine import Params, Pass, dense_rows
 from .inits import INITS, LayerContext, layer_sigmas
-from .layers import BATCHNORM_RELU_GRADIENT_GROWTH, Dense, Dropout, Norm, Residual, stream_moments, walk
+from .layers import BATCHNORM_RELU_GRADIENT_GROWTH, Dense, Norm, Residual, dropout_keep, stream_moments, walk
 from .numerics import _div, _norm
 from .optimizers import first_step_ratio
 from .quantiles import quantiles
@@ -255,21 +255,8 @@ def theory_for(scenario: Scenario, x: np.ndarray, delta_out: np.ndarray | None =
 
 
 def _dropout_keep(scenario: Scenario) -> list[float] | None:
-    """Keep probability of the dropout in front of each main-path dense layer (1 where none), for a network of
-    dense and dropout layers only; None for any other network (norms, skip connections) or no dropout."""
-    if scenario.plain:
-        return None
-    keep: list[float] = []
-    q = 1.0
-    for it in scenario.items:
-        if isinstance(it, Dense) and it.norm is None:
-            keep.append(q)
-            q = 1.0
-        elif isinstance(it, Dropout):
-            q *= 1.0 - it.p
-        else:
-            return None
-    return keep
+    """layers.dropout_keep of the scenario's network (None for a plain MLP)."""
+    return None if scenario.plain else dropout_keep(scenario.items)
 
 
 def _structured_theory(scenario: Scenario, sw2: list[float], sb2: list[float], input_sq: float) -> dict[str, Any]:

@@ -223,6 +223,24 @@ def dropout_mask(seed: int, index: int, step: int, shape: tuple[int, int, int], 
 # ---------------------------------------------------------------- mean-field maps
 
 
+def dropout_keep(items: tuple[Item, ...]) -> list[float] | None:
+    """Keep probability of the dropout in front of each main-path dense layer (1 where none), for a network of
+    dense and dropout layers only; None for any other network (norms, skip connections) or one without dropout."""
+    if all(isinstance(it, Dense) and it.norm is None for it in items):
+        return None
+    keep: list[float] = []
+    q = 1.0
+    for it in items:
+        if isinstance(it, Dense) and it.norm is None:
+            keep.append(q)
+            q = 1.0
+        elif isinstance(it, Dropout):
+            q *= 1.0 - it.p
+        else:
+            return None
+    return keep
+
+
 def dropout_critical_sigma_w2(keep: float, chi_per_sigma: float) -> float:
     """Critical σ_w² of a layer whose backward factor is σ_w²·E[φ'²]/keep: keep/E[φ'²] (ReLU: 2·keep)."""
     return keep / chi_per_sigma

@@ -38,7 +38,7 @@ from .activations import ACTIVATIONS
 from .engine import Params, Pass
 from .inits import INITS, LayerContext, bias_variance
 from .jacobian import _RELU_LIKE, ISOMETRY_FACTOR, MEAN_OK_FACTOR, JacobianReport, _g, _remedy
-from .layers import Norm, Residual, walk
+from .layers import Norm, Residual, dropout_keep, walk
 from .losses import LOSSES
 from .numerics import _div, _norm
 from .report import Finding, LayerReport, Stat, Summary
@@ -336,6 +336,13 @@ def exploding_gradient(c: PassContext) -> Finding | None:
     else:
         target = ("xavier_uniform",)
     advice = _init_advice(scenario, act, act_params, target, crit) if len(act_names) == 1 else ""
+    names = " or ".join(target)
+    if _hidden_keep(scenario) < 1 and crit is not None:  # dropout moved the critical init: name it, not He/Xavier
+        names = f"init {{scheme: normal, std: {math.sqrt(crit / _hidden_layer(scenario)[0]):.4g}}}"
+    hint = f"use a smaller init scale: {names}{advice}, or gradient clipping while training"
+    structural = batchnorm_gradient_explosion(c) or residual_branch_scale(c)
+    if structural is not None:  # the init scale does not set this gradient: the network's structure does
+        hint = f"{structural.hint} (see {structural.code}; a smaller init scale does not change this gradient)"
     flat = c.flat
     return Finding("exploding-gradient", "error", tuple(lay.layer for lay in exp),
                    f"{_ranges([lay.layer for lay in exp])} above the exploding ratio "
@@ -343,8 +350,7 @@ def exploding_gradient(c: PassContext) -> Finding | None:
                    "output's, "
                    f"its weight gradient {_fmt(c.ratio1)}×{c.gain_txt}{c.chi_txt}.{std_txt}"
                    + (f" {flat[0].upper()}{flat[1:]}." if flat else ""),
-                   f"use a smaller init scale: {' or '.join(target)}{advice}, or gradient clipping while "
-                   "training")
+                   hint)
 
 
 @rule({"saturated-units": "many hidden units sit in the flat region of their activation"})
@@ -767,7 +773,14 @@ def _init_chi1(scenario: Scenario, activation: str, act_params: dict[str, Any], 
     if var is None:
         return None
     sw2 = fan_in * float(var)
-    return sw2, mean_field(activation, sw2, sb2, act_params).chi1
+    keep = _hidden_keep(scenario)  # dropout in front of the layer: its backward factor is σ_w²·E[φ'²]/q
+    return sw2, mean_field(activation, sw2 / keep, sb2, act_params).chi1
+
+
+def _hidden_keep(scenario: Scenario) -> float:
+    """The dropout keep probability in front of a representative hidden layer (1 without dropout)."""
+    keep = None if scenario.plain else dropout_keep(scenario.items)
+    return (keep[1] if len(keep) > 2 else keep[0]) if keep else 1.0
 
 
 def _init_advice(scenario: Scenario, activation: str, act_params: dict[str, Any], inits: tuple[str, ...],
@@ -775,10 +788,12 @@ def _init_advice(scenario: Scenario, activation: str, act_params: dict[str, Any]
     """What the named inits give (σ_w², χ₁ computed for this activation and σ_b²) and the init at χ₁ = 1."""
     fan_in, _, _ = _hidden_layer(scenario)
     parts = []
+    keep = _hidden_keep(scenario)
+    with_dropout = f" with dropout keep {_fmt(keep)}" if keep < 1 else ""
     for name in inits:
         got = _init_chi1(scenario, activation, act_params, name)
         if got is not None:
-            parts.append(f"{name} gives {activation} σ_w² = {_fmt(got[0])}, χ₁ = {_fmt(got[1])}")
+            parts.append(f"{name} gives {activation} σ_w² = {_fmt(got[0])}, χ₁ = {_fmt(got[1])}{with_dropout}")
     if crit is not None:
         parts.append(f"χ₁ = 1 exactly at σ_w² = {_fmt(crit)}: init {{scheme: normal, std: "
                      f"{math.sqrt(crit / fan_in):.4g}}} for fan_in {fan_in}")

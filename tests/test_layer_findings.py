@@ -58,6 +58,7 @@ def test_residual_branch_scale_cites_the_measured_growth_and_its_alpha_works() -
     end = fixed.residual_stream[-1]["output_second_moment"]["median"]
     assert end == pytest.approx(2.0, rel=0.15)          # the remedy's promise: about 2× over all blocks
     assert r.summary.verdict == "exploding" and fixed.summary.verdict == "healthy"
+    assert f"alpha {alpha:.3g} makes" in _finding(r, "exploding-gradient").hint
 
 
 def test_batchnorm_explosion_cites_the_per_layer_growth_and_layernorm_removes_it() -> None:
@@ -74,6 +75,9 @@ def test_batchnorm_explosion_cites_the_per_layer_growth_and_layernorm_removes_it
     fixed = run(_sc("batchnorm-explosion.yaml", "seeds=8", "network.norm=layernorm"))
     assert "batchnorm-gradient-explosion" not in _codes(fixed)
     assert r.summary.verdict == "exploding" and fixed.summary.verdict not in ("exploding", "overflow")
+    # the exploding-gradient remedy is the structural one (the init scale does not set a batchnorm net's gradient)
+    assert "norm: layernorm" in _finding(r, "exploding-gradient").hint
+    assert "he_normal" not in _finding(r, "exploding-gradient").hint
 
 
 def test_post_norm_shrink_cites_the_ratio_and_pre_norm_removes_it() -> None:
@@ -103,6 +107,10 @@ def test_dropout_critical_init_cites_chi1_and_its_std_reaches_it() -> None:
     assert "dropout-critical-init" not in _codes(fixed)
     assert r.summary.verdict == "exploding" and fixed.summary.verdict == "healthy"
     assert fixed.summary.theory["chi1"] == pytest.approx(1.0, abs=0.01)
+    # the exploding remedy names the same std, and says what he_normal gives with this dropout
+    hint = _finding(r, "exploding-gradient").hint
+    assert hint.startswith(f"use a smaller init scale: init {{scheme: normal, std: {std:.4g}}}")
+    assert "χ₁ = 1.67 with dropout keep 0.6" in hint
 
 
 def test_report_rows_json_and_npz_of_a_norm_residual_network(tmp_path: object) -> None:
