@@ -1,4 +1,4 @@
-"""A small generic registry: name -> entry, with aliases, parameter specs and "did you mean"."""
+"""A small generic registry: name -> entry, with aliases, parameter specs (spec.Spec) and "did you mean"."""
 
 from __future__ import annotations
 
@@ -7,34 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-# Every float parameter of a registry entry (and every number in a list parameter) is refused beyond this
-# magnitude: its square (variances, gains², α²) must stay a finite float64 (max ≈ 1.8e308).
-MAX_MAGNITUDE = 1e150
+from .spec import MAX_MAGNITUDE, Param, Spec
 
-
-@dataclass(frozen=True)
-class Param:
-    """One keyword parameter of a registry entry: its type, default and allowed values."""
-
-    name: str
-    type: type
-    default: Any
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    nullable: bool = False
-    exclusive_minimum: bool = False
-    exclusive_maximum: bool = False
-
-    def range(self) -> tuple[float | None, float | None]:
-        """The (minimum, maximum) validation enforces: the declared bounds, for numbers (float, list items
-        and numeric gains) narrowed to ±MAX_MAGNITUDE."""
-        if self.type is int or self.type is str:
-            return self.minimum, self.maximum
-        lo = -MAX_MAGNITUDE if self.minimum is None else max(self.minimum, -MAX_MAGNITUDE)
-        hi = MAX_MAGNITUDE if self.maximum is None else min(self.maximum, MAX_MAGNITUDE)
-        return lo, hi
+__all__ = ["MAX_MAGNITUDE", "Entry", "Param", "Registry", "Spec", "suggest"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +18,7 @@ class Entry:
 
     name: str
     description: str
-    params: tuple[Param, ...] = field(default=(), kw_only=True)
+    params: tuple[Spec, ...] = field(default=(), kw_only=True)
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}

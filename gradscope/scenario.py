@@ -28,7 +28,8 @@ from .inits import BIAS_SCHEMES, INITS
 from .layers import NORMS, Dense, Dropout, Item, Norm, Residual, number
 from .losses import LOSSES, default_head
 from .optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
-from .registry import MAX_MAGNITUDE, Param, Registry, suggest
+from .registry import Registry, suggest
+from .spec import MAX_MAGNITUDE, Spec
 
 DEFAULT_SCENARIO = "deep-sigmoid.yaml"
 DTYPES = ("float64", "float32")
@@ -49,19 +50,7 @@ MAX_NESTING = 64
 MAX_NODES = 100_000
 
 
-@dataclass(frozen=True)
-class Key:
-    """One scenario key: type, default, bounds and a line of help (also the JSON Schema's source)."""
-
-    type: str  # int | float | bool | str | list[int] | list[str] | mapping
-    default: Any = None
-    help: str = ""
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    choices: tuple[Any, ...] | None = None
-    nullable: bool = False
-    exclusive_maximum: bool = False
+Key = Spec  # a scenario key's spec: Key("int", 16, "help", minimum=1) (the same type as registry parameters)
 
 
 TOP_KEYS: dict[str, Key] = {
@@ -621,12 +610,14 @@ class _Validator:
                                 f"allowed here: {', '.join(keys)}")
         return value
 
-    def scalar(self, value: Any, path: tuple, key: Key) -> Any:
+    def check(self, value: Any, path: tuple, spec: Spec) -> Any:
+        """The one validation of a spec'd value, scenario key and registry parameter alike: null, type, the
+        ±MAX_MAGNITUDE guard, bounds (`spec.range()`, as the schema shows them) and choices."""
         if value is None:
-            if key.nullable or key.default is None:
+            if spec.nullable or spec.default is None:
                 return None
             raise self.fail(path, "must not be empty")
-        t = key.type
+        t = spec.type
         if t == "bool":
             if not isinstance(value, bool):
                 raise self.fail(path, f"expected true or false, got {_show(value)}")
@@ -642,11 +633,41 @@ class _Validator:
         elif t == "str":
             if not isinstance(value, str):
                 raise self.fail(path, f"expected a string, got {_show(value)}")
-        self.bounds(value, path, key.minimum, key.maximum, key.exclusive_minimum, key.exclusive_maximum)
-        if key.choices is not None and value not in key.choices:
-            raise self.fail(path, f"{shown(value)} is not one of {', '.join(map(str, key.choices))}"
-                            f"{_suggest(value, [str(c) for c in key.choices])}")
+        elif t == "list[float]":
+            if not isinstance(value, list):
+                raise self.fail(path, f"expected a list, got {_show(value)}")
+            return [self.in_range(self.number(x, (*path, i)), (*path, i), spec) for i, x in enumerate(value)]
+        elif t == "gain":
+            if isinstance(value, bool) or not (isinstance(value, int | float | str)):
+                raise self.fail(path, f"expected a number, 'auto' or an activation name, got {_show(value)}")
+            if isinstance(value, str) and value != "auto":
+                try:
+                    value = self.number(value, path)
+                except ScenarioError:
+                    if value not in ACTIVATIONS:
+                        raise self.fail(path, f"unknown gain {shown(value)}{_suggest(value, ACTIVATIONS.names())}; "
+                                        "give a number, 'auto' or an activation name") from None
+            elif not isinstance(value, str):
+                value = self.number(value, path)
+            if isinstance(value, str):
+                return value
+        self.in_range(value, path, spec)
+        if spec.choices is not None and value not in spec.choices:
+            raise self.fail(path, f"{shown(value)} is not one of {', '.join(map(str, spec.choices))}"
+                            f"{_suggest(value, [str(c) for c in spec.choices])}")
         return value
+
+    def in_range(self, value: Any, path: tuple, spec: Spec) -> Any:
+        """A number within the spec's range: ±MAX_MAGNITUDE first (its own message), then the bounds."""
+        if spec.magnitude:
+            self.magnitude(value, path)
+        lo, hi = spec.range()
+        self.bounds(value, path, lo, hi, spec.exclusive_minimum, spec.exclusive_maximum)
+        return value
+
+    def fill(self, given: Mapping[str, Any], path: tuple, specs: Mapping[str, Spec]) -> dict[str, Any]:
+        """Every spec'd key: the given value validated, or the spec's default."""
+        return {k: self.check(given[k], (*path, k), spec) if k in given else spec.default for k, spec in specs.items()}
 
     def number(self, value: Any, path: tuple) -> float:
         given = value
@@ -685,44 +706,8 @@ class _Validator:
                             f"{_num(MAX_MAGNITUDE)} (so that its square stays a finite float64)")
         return value
 
-    def section(self, raw: Any, path: tuple, keys: dict[str, Key], what: str) -> dict:
-        value = self.mapping(raw, path, keys, what)
-        return {k: self.scalar(value[k], (*path, k), spec) if k in value else spec.default
-                for k, spec in keys.items()}
-
-    def param(self, value: Any, path: tuple, p: Param) -> Any:
-        if value is None and p.nullable:
-            return None
-        if p.type is float:
-            value = self.magnitude(self.number(value, path), path)
-            self.bounds(value, path, p.minimum, p.maximum, p.exclusive_minimum, p.exclusive_maximum)
-        elif p.type is int:
-            value = self.scalar(value, path, Key("int", minimum=p.minimum, maximum=p.maximum))
-        elif p.type is str:
-            value = self.scalar(value, path, Key("str", choices=p.choices))
-        elif p.type is list:
-            if not isinstance(value, list):
-                raise self.fail(path, f"expected a list, got {_show(value)}")
-            value = [self.magnitude(self.number(v, (*path, i)), (*path, i)) for i, v in enumerate(value)]
-        elif p.name == "gain":
-            if isinstance(value, bool) or not (isinstance(value, int | float | str)):
-                raise self.fail(path, f"expected a number, 'auto' or an activation name, got {_show(value)}")
-            if isinstance(value, str) and value != "auto":
-                try:
-                    value = self.number(value, path)
-                except ScenarioError:
-                    if value not in ACTIVATIONS:
-                        raise self.fail(path, f"unknown gain {shown(value)}{_suggest(value, ACTIVATIONS.names())}; "
-                                        "give a number, 'auto' or an activation name") from None
-            elif not isinstance(value, str):
-                value = self.number(value, path)
-            if not isinstance(value, str):
-                self.magnitude(value, path)
-            if not isinstance(value, str) and value < 0:
-                raise self.fail(path, f"must be ≥ 0, got {_num(value)}")
-        if p.choices is not None and value not in p.choices:
-            raise self.fail(path, f"{shown(value)} is not one of {', '.join(map(str, p.choices))}")
-        return value
+    def section(self, raw: Any, path: tuple, keys: dict[str, Spec], what: str) -> dict:
+        return self.fill(self.mapping(raw, path, keys, what), path, keys)
 
     def component(self, raw: Any, path: tuple, registry: Registry, name_key: str,
                   allowed: Sequence[str] | None = None) -> Component:
@@ -749,7 +734,6 @@ class _Validator:
         entry = registry.get(name)
         params = {p.name: p for p in entry.params}
         extra = [k for k in raw if k != name_key]
-        out: dict[str, Any] = {}
         for k in extra:
             if k not in params:
                 allowed_keys = list(params) or ["(none)"]
@@ -761,9 +745,7 @@ class _Validator:
                 raise self.fail((*path, k), f"'{entry.name}' has no parameter {shown(k)}"
                                 f"{_suggest(k, list(params))}; its parameters: {', '.join(allowed_keys)}"
                                 f"{switch}")
-        for pname, p in params.items():
-            out[pname] = self.param(raw[pname], (*path, pname), p) if pname in raw else p.default
-        return Component(entry.name, out)
+        return Component(entry.name, self.fill(raw, path, params))
 
 
 def _typename(v: Any) -> str:
@@ -835,14 +817,13 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
         raise ScenarioError("the file is empty; a scenario needs at least a `network:` block "
                             "(run `gradscope init` for a starter)", source=source)
     top = v.mapping(raw, (), TOP_KEYS, "a scenario")
-    scalars = {k: v.scalar(top[k], (k,), TOP_KEYS[k]) if k in top else TOP_KEYS[k].default
-               for k in ("name", "description", "seed", "seeds", "dtype")}
+    scalars = v.fill(top, (), {k: TOP_KEYS[k] for k in ("name", "description", "seed", "seeds", "dtype")})
     name = scalars["name"] or (Path(source).stem if source and not source.startswith("<") else "scenario")
 
     # network
     net_raw = v.mapping(top.get("network"), ("network",), NETWORK_KEYS, "network")
-    net = {k: v.scalar(net_raw[k], ("network", k), spec) if k in net_raw else spec.default
-           for k, spec in NETWORK_KEYS.items() if spec.type not in ("component", "list[int]")}
+    net = v.fill(net_raw, ("network",), {k: spec for k, spec in NETWORK_KEYS.items()
+                                         if spec.type not in ("component", "list[int]")})
     if net_raw.get("layers") is not None:
         for k in ("depth", "widths", "residual", "norm", "dropout", "norm_placement"):
             if net_raw.get(k) is not None:
@@ -857,7 +838,7 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
             raise v.fail(("network", "widths"), f"expected a list of integers, got {_show(widths_raw)}")
         if len(widths_raw) > MAX_DEPTH:
             raise v.fail(("network", "widths"), f"{len(widths_raw):,} hidden layers, over the limit of {MAX_DEPTH:,}")
-        widths = [v.scalar(w, ("network", "widths", i), Key("int", 1, minimum=1, maximum=MAX_WIDTH))
+        widths = [v.check(w, ("network", "widths", i), Key("int", 1, minimum=1, maximum=MAX_WIDTH))
                   for i, w in enumerate(widths_raw)]
     else:
         depth = net["depth"] if net["depth"] is not None else 3
@@ -919,10 +900,9 @@ def _validate(raw: Any, source: str, lines: dict, origins: dict) -> Scenario:
     ds = DATASETS.get(kind)
     data_keys: dict[str, Any] = {**DATA_KEYS, **{p.name: p for p in ds.params}}
     data_map = v.mapping(data_raw, ("data",), data_keys, f"data (dataset '{kind}')")
-    batch_size = v.scalar(data_map.get("batch_size", 128), ("data", "batch_size"), DATA_KEYS["batch_size"])
-    center = v.scalar(data_map.get("center", True), ("data", "center"), DATA_KEYS["center"])
-    dparams = {p.name: v.param(data_map[p.name], ("data", p.name), p) if p.name in data_map else p.default
-               for p in ds.params}
+    data_keys = v.fill(data_map, ("data",), {k: DATA_KEYS[k] for k in ("batch_size", "center")})
+    batch_size, center = data_keys["batch_size"], data_keys["center"]
+    dparams = v.fill(data_map, ("data",), {p.name: p for p in ds.params})
     if sizes[0] < ds.min_input_dim:
         raise v.fail(("network", "input_dim"), f"dataset '{kind}' needs input_dim ≥ {ds.min_input_dim}")
     if ds.max_output_dim is not None and sizes[-1] > ds.max_output_dim:
@@ -994,7 +974,7 @@ def _validate_sweep(v: _Validator, raw: Any) -> dict | None:
             raise v.fail(path, str(exc)) from None
     out: dict[str, Any] = {"grid": copy.deepcopy(dict(grid_raw))}
     if m.get("boundary") is not None:
-        text = v.scalar(m["boundary"], ("sweep", "boundary"), SWEEP_KEYS["boundary"])
+        text = v.check(m["boundary"], ("sweep", "boundary"), SWEEP_KEYS["boundary"])
         try:
             parse_boundary(text)
         except ValueError as exc:
@@ -1027,9 +1007,7 @@ def _network_items(v: _Validator, net_raw: dict, net: dict, widths: list[int], a
         return number((*items, Dense(n, net["output_dim"], "identity", output=True)))
     residual = net_raw.get("residual")
     norm_raw = net_raw.get("norm")
-    p = v.scalar(net_raw.get("dropout", 0.0), ("network", "dropout"), NETWORK_KEYS["dropout"])
-    placement = v.scalar(net_raw.get("norm_placement", "pre"), ("network", "norm_placement"),
-                         NETWORK_KEYS["norm_placement"])
+    p, placement = net["dropout"], net["norm_placement"]  # validated with the other network keys
     has_norm = _norm_item(v, norm_raw, ("network", "norm"), 1) is not None
     if residual is None and not has_norm and not p:
         return None
@@ -1112,7 +1090,7 @@ def _items(v: _Validator, raw: Any, path: tuple, n: int, width: int | None, defa
         kp = (*ip, kind)
         if kind == "dense":
             m = {"width": body} if not isinstance(body, dict) else v.mapping(body, kp, DENSE_KEYS, "a dense item")
-            w = v.scalar(m.get("width", width), (*kp, "width") if "width" in m else kp, DENSE_KEYS["width"])
+            w = v.check(m.get("width", width), (*kp, "width") if "width" in m else kp, DENSE_KEYS["width"])
             if w is None:
                 raise v.fail(kp, "give the layer's width ({dense: 64} or {dense: {width: 64}}) or network.width")
             act = _ordered(v, v.component(m.get("activation", default_act), (*kp, "activation"), ACTIVATIONS,
@@ -1132,12 +1110,12 @@ def _items(v: _Validator, raw: Any, path: tuple, n: int, width: int | None, defa
         elif kind == "dropout":
             m = body if isinstance(body, dict) else {"p": body}
             v.mapping(m, kp, {"p": None}, "a dropout item")
-            out.append(Dropout(v.scalar(m.get("p"), (*kp, "p") if isinstance(body, dict) else kp,
-                                        Key("float", 0.0, minimum=0.0, maximum=1.0, exclusive_maximum=True)), n))
+            out.append(Dropout(v.check(m.get("p"), (*kp, "p") if isinstance(body, dict) else kp,
+                                       NETWORK_KEYS["dropout"]), n))
         else:
             m = v.mapping(body, kp, BLOCK_KEYS, "a residual item")
-            alpha = v.scalar(m.get("alpha", 1.0), (*kp, "alpha"), BLOCK_KEYS["alpha"])
-            projection = v.scalar(m.get("projection", False), (*kp, "projection"), BLOCK_KEYS["projection"])
+            block = v.fill(m, kp, {k: BLOCK_KEYS[k] for k in ("alpha", "projection")})
+            alpha, projection = block["alpha"], block["projection"]
             inner_raw = m.get("layers")
             if not isinstance(inner_raw, list) or not inner_raw:
                 raise v.fail((*kp, "layers") if "layers" in m else kp,
@@ -1176,7 +1154,7 @@ def _validate_analysis(v: _Validator, raw: Any, batch_size: int, depth: int) -> 
     out: dict[str, Any] = {}
     if "jacobian" in m:
         jm = v.mapping(m["jacobian"], ("analysis", "jacobian"), JACOBIAN_KEYS, "analysis.jacobian")
-        jac = {k: v.scalar(jm.get(k, spec.default), ("analysis", "jacobian", k), spec)
+        jac = {k: v.check(jm.get(k, spec.default), ("analysis", "jacobian", k), spec)
                for k, spec in JACOBIAN_KEYS.items()}
         if jac["samples"] > batch_size:
             raise v.fail(("analysis", "jacobian", "samples"), f"{jac['samples']} samples, but data.batch_size is "
@@ -1212,7 +1190,7 @@ def _validate_expect(v: _Validator, raw: Any, n_layers: int | None = None) -> di
         path = ("expect", k)
         if spec.type == "list[str]":
             items = val if isinstance(val, list) else [val]
-            out[k] = [v.scalar(x, (*path, i), Key("str", "", choices=spec.choices)) for i, x in enumerate(items)]
+            out[k] = [v.check(x, (*path, i), Key("str", "", choices=spec.choices)) for i, x in enumerate(items)]
         elif k == "allow":
             out[k] = _validate_allow(v, val, path)
         elif spec.type == "list[mapping]":
@@ -1223,7 +1201,7 @@ def _validate_expect(v: _Validator, raw: Any, n_layers: int | None = None) -> di
                 lm = v.mapping(item, (*path, i), EXPECT_LAYER_KEYS, "a layer bound")
                 if lm.get("layer") is None:
                     raise v.fail((*path, i), "missing 'layer' (1-based; -1 = output layer)")
-                bound = {lk: v.scalar(lv, (*path, i, lk), EXPECT_LAYER_KEYS[lk]) for lk, lv in lm.items()}
+                bound = {lk: v.check(lv, (*path, i, lk), EXPECT_LAYER_KEYS[lk]) for lk, lv in lm.items()}
                 if n_layers is not None and not (1 <= bound["layer"] <= n_layers or -n_layers <= bound["layer"] <= -1):
                     raise v.fail((*path, i, "layer"), f"layer {bound['layer']} does not exist: the network has "
                                  f"{n_layers} layers (give 1 to {n_layers} from the input, or -1 to -{n_layers} "
@@ -1231,7 +1209,7 @@ def _validate_expect(v: _Validator, raw: Any, n_layers: int | None = None) -> di
                 layers.append(bound)
             out[k] = layers
         else:
-            out[k] = v.scalar(val, path, spec)
+            out[k] = v.check(val, path, spec)
     return out
 
 

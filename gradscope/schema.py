@@ -10,7 +10,7 @@ from .datasets import DATASETS
 from .inits import BIAS_SCHEMES, INITS
 from .layers import NORMS
 from .losses import LOSSES
-from .registry import Param, Registry
+from .registry import Registry
 from .scenario import (
     ANALYSIS_KEYS,
     BLOCK_KEYS,
@@ -26,8 +26,8 @@ from .scenario import (
     SWEEP_KEYS,
     TOP_KEYS,
     TRAIN_KEYS,
-    Key,
 )
+from .spec import Spec
 
 _NUMBER_STRING = {"type": "string", "pattern": r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"}
 
@@ -52,42 +52,32 @@ def _finish(base: dict[str, Any], *, numeric: bool, is_float: bool, minimum: flo
     return base
 
 
-_KEY_TYPES: dict[str, dict[str, Any]] = {
+_TYPES: dict[str, dict[str, Any]] = {
     "int": {"type": "integer"}, "float": {"type": "number"}, "bool": {"type": "boolean"}, "str": {"type": "string"},
     "list[int]": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+    "list[float]": {"type": "array", "items": {"type": "number"}}, "gain": {"type": ["number", "string"]},
 }
 
 
-def _key(k: Key) -> dict[str, Any]:
-    if k.type == "list[str]":
+def spec_schema(s: Spec) -> dict[str, Any]:
+    """The JSON Schema of one spec'd value, scenario key and registry parameter alike; its bounds are
+    `s.range()`, the ones validation enforces."""
+    if s.type == "list[str]":
         item: dict[str, Any] = {"type": "string"}
-        if k.choices:
-            item["enum"] = list(k.choices)
-        return {"description": k.help, "anyOf": [item, {"type": "array", "items": item}]}
-    return _finish(dict(_KEY_TYPES.get(k.type, {})), numeric=k.type in ("int", "float"), is_float=k.type == "float",
-                   minimum=k.minimum, maximum=k.maximum, exclusive_minimum=k.exclusive_minimum,
-                   choices=k.choices if k.type == "str" else None, nullable=k.nullable, help=k.help,
-                   default=k.default, exclusive_maximum=k.exclusive_maximum)
-
-
-_PARAM_TYPES: dict[type, dict[str, Any]] = {
-    float: {"type": "number"}, int: {"type": "integer"}, str: {"type": "string"},
-    list: {"type": "array", "items": {"type": "number"}},
-}
-
-
-def _param(p: Param) -> dict[str, Any]:
-    base = dict(_PARAM_TYPES.get(p.type, {"type": ["number", "string"]}))
-    lo, hi = p.range()
-    if p.type is list:  # the bound applies to every number of the list
+        if s.choices:
+            item["enum"] = list(s.choices)
+        return {"description": s.help, "anyOf": [item, {"type": "array", "items": item}]}
+    base = dict(_TYPES.get(s.type, {}))
+    lo, hi = s.range()
+    if s.type == "list[float]":  # the bound applies to every number of the list
         base["items"] = {**base["items"], "minimum": lo, "maximum": hi}
         lo = hi = None
-    elif p.type is object:  # a gain: a number in [0, MAX_MAGNITUDE] or a name (bounds apply to numbers only)
-        base.update(minimum=0.0, maximum=hi)
+    elif s.type == "gain":  # a number in [0, MAX_MAGNITUDE] or a name (bounds apply to numbers only)
+        base.update(minimum=lo, maximum=hi)
         lo = hi = None
-    return _finish(base, numeric=p.type in (float, int), is_float=p.type is float, minimum=lo,
-                   maximum=hi, exclusive_minimum=p.exclusive_minimum, choices=p.choices,
-                   nullable=p.nullable, help=p.help, default=p.default, exclusive_maximum=p.exclusive_maximum)
+    return _finish(base, numeric=s.type in ("int", "float"), is_float=s.type == "float", minimum=lo, maximum=hi,
+                   exclusive_minimum=s.exclusive_minimum, choices=s.choices, nullable=s.nullable, help=s.help,
+                   default=s.default, exclusive_maximum=s.exclusive_maximum)
 
 
 def _component(registry: Registry, name_key: str, only: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -99,14 +89,14 @@ def _component(registry: Registry, name_key: str, only: tuple[str, ...] | None =
         all_names = [entry.name, *registry.aliases_of(entry.name)]
         names += all_names
         props: dict[str, Any] = {name_key: {"enum": all_names}}
-        props.update({p.name: _param(p) for p in entry.params})
+        props.update({p.name: spec_schema(p) for p in entry.params})
         objects.append({"type": "object", "description": entry.description, "properties": props,
                         "required": [name_key], "additionalProperties": False})
     return {"anyOf": [{"type": "string", "enum": names}, *objects]}
 
 
-def _section(keys: dict[str, Key], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    props = {k: _key(spec) for k, spec in keys.items() if spec.type not in ("mapping", "component",
+def _section(keys: dict[str, Spec], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    props = {k: spec_schema(spec) for k, spec in keys.items() if spec.type not in ("mapping", "component",
                                                                              "list[mapping]")}
     props.update(extra or {})
     return {"type": "object", "properties": props, "additionalProperties": False}
@@ -167,9 +157,9 @@ def scenario_schema() -> dict[str, Any]:
     network["not"] = {"anyOf": [{"required": ["widths", "depth"]}, {"required": ["widths", "width"]}]}
     data_variants = []
     for ds in DATASETS:
-        props = {k: _key(spec) for k, spec in DATA_KEYS.items()}
+        props = {k: spec_schema(spec) for k, spec in DATA_KEYS.items()}
         props["kind"] = {"const": ds.name, "description": ds.description}
-        props.update({p.name: _param(p) for p in ds.params})
+        props.update({p.name: spec_schema(p) for p in ds.params})
         data_variants.append({"type": "object", "properties": props, "additionalProperties": False,
                               **({"required": ["kind"]} if ds.name != "gaussian" else {})})
     expect = _section(EXPECT_KEYS, {"layers": {"type": "array", "description": EXPECT_KEYS["layers"].help,

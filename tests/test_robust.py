@@ -437,11 +437,9 @@ def _extreme_variants():
             if allowed is not None and entry.name not in allowed:
                 continue
             for p in entry.params:
-                if p.type not in (float, object):
+                if p.type not in ("float", "gain"):
                     continue
                 lo, hi = p.range()
-                if p.type is object:
-                    lo = 0.0
                 for edge in (lo, hi):
                     if edge is None or (edge == p.minimum and p.exclusive_minimum) \
                             or (edge == p.maximum and p.exclusive_maximum):
