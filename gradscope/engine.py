@@ -434,7 +434,26 @@ def estimate_bytes(scenario: Scenario, batch: int | None = None) -> int:
     units = sum(scenario.sizes[1:])
     weights = sum(fi * fo + fo for fi, fo in zip(scenario.sizes[:-1], scenario.sizes[1:], strict=True))
     copies = 3 + (3 if scenario.train else 0)
-    return int(item * S * (4 * B * units + copies * weights) + data_bytes(scenario, B))
+    act, par = (0, 0) if scenario.plain else structured_units(scenario)
+    return int(item * S * (4 * B * units + copies * weights + B * act + copies * par) + data_bytes(scenario, B))
+
+
+def structured_units(scenario: Scenario) -> tuple[int, int]:
+    """(activation units per sample, parameters) the items beyond the main-path dense layers add to a pass:
+    a norm keeps x̂ and y and a temporary (3n), γ/β (2n); a dropout layer its mask and output (2n); a residual
+    block its sum (n_out); a skip projection its output and a temporary (2·fan_out) and its weights. Measured
+    peaks (tests/test_memory.py) stay below the estimate."""
+    act = par = 0
+    for it in walk(scenario.items):
+        if isinstance(it, Norm):
+            act, par = act + 3 * it.n, par + 2 * it.n
+        elif isinstance(it, Dropout):
+            act += 2 * it.n
+        elif isinstance(it, Residual):
+            act += it.n_out
+        elif isinstance(it, Dense) and it.projection:
+            act, par = act + 2 * it.fan_out, par + it.fan_in * it.fan_out
+    return act, par
 
 
 def data_bytes(scenario: Scenario, n: int) -> int:

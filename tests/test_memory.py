@@ -36,3 +36,30 @@ def test_default_limit_is_half_of_memory_available() -> None:
         avail = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
     assert default_max_memory() == pytest.approx(avail / 2, rel=0.2)
     assert parse_size("auto") == pytest.approx(default_max_memory(), rel=0.2)
+
+
+# norms, dropout layers, residual sums and skip projections keep arrays of their own: a net of a few dense
+# layers and many such items must not slip under --max-memory on its dense layers' estimate
+STRUCTURED = {"seeds": 4, "network": {"input_dim": 8, "output_dim": 3, "layers": [
+    {"dense": 64},
+    *[{"residual": {"projection": True, "layers": [{"norm": "layernorm"}, {"dropout": 0.2},
+                                                   {"dense": {"width": 48 if i % 2 else 64, "activation": "identity",
+                                                              "norm": "batchnorm"}}]}} for i in range(4)],
+    *[item for _ in range(30) for item in ({"norm": "rmsnorm"}, {"dropout": 0.1})]]},
+    "data": {"batch_size": 64}}
+
+
+def test_estimate_covers_norm_dropout_and_projection_arrays() -> None:
+    import tracemalloc
+
+    from gradscope.engine import estimate_bytes
+    sc = gradscope.load_scenario(STRUCTURED)
+    tracemalloc.start()
+    try:
+        gradscope.run(sc)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert estimate_bytes(sc) >= peak
+    with pytest.raises(gradscope.GradscopeError, match="max-memory"):
+        gradscope.run(sc, max_memory=peak // 2)
