@@ -75,31 +75,49 @@ NAMES_OF_THINGS = st.sampled_from(["auto", "relu", "tanh", "gelu", "silu", "sigm
 # ---------------------------------------------------------------- scenarios from the JSON Schema
 
 
-def from_schema(node: dict[str, Any]) -> st.SearchStrategy[Any]:
-    """Values valid for a JSON Schema node, kept small (widths, depths and steps under ~40)."""
+MAX_REF_DEPTH = 3  # `$ref` followed this deep (blocks nested in blocks); deeper, only the non-recursive choices
+
+
+def _refers(node: Any) -> bool:
+    return "$ref" in json.dumps(node)
+
+
+def from_schema(node: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
+    """Values valid for a JSON Schema node, kept small (widths, depths and steps under ~40). `$ref`s into
+    `$defs` (network.layers' items, a residual block's layers) are followed up to MAX_REF_DEPTH levels."""
+    if "$ref" in node:
+        target: Any = SCHEMA
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        if depth >= MAX_REF_DEPTH and "anyOf" in target:
+            target = {**target, "anyOf": [n for n in target["anyOf"] if not _refers(n)]}
+        return from_schema(target, depth + 1)
     if "const" in node:
         return st.just(node["const"])
     if "enum" in node:
         return st.sampled_from(node["enum"])
     if "anyOf" in node:
-        return st.one_of([from_schema(n) for n in node["anyOf"]])
+        return st.one_of([from_schema(n, depth) for n in node["anyOf"]])
     t = node.get("type")
     if t == "object":
         props = node.get("properties", {})
         required = set(node.get("required", []))
-        return st.fixed_dictionaries({k: from_schema(v) for k, v in props.items() if k in required},
-                                     optional={k: from_schema(v) for k, v in props.items() if k not in required})
+        return st.fixed_dictionaries({k: from_schema(v, depth) for k, v in props.items() if k in required},
+                                     optional={k: from_schema(v, depth) for k, v in props.items()
+                                               if k not in required})
     if t == "array":
-        return st.lists(from_schema(node.get("items", {})), max_size=4)
+        return st.lists(from_schema(node.get("items", {}), depth), min_size=int(node.get("minItems", 0)),
+                        max_size=max(4, int(node.get("minItems", 0))))
     if t == "integer":
         lo = int(node.get("minimum", -3))
         hi = int(node.get("maximum", lo + 40))
         return st.integers(lo, min(hi, lo + 40))
     if t == "number":
-        lo = max(float(node.get("minimum", -10.0)), -10.0)
+        lo = max(float(node.get("minimum", node.get("exclusiveMinimum", -10.0))), -10.0)
         hi = min(float(node.get("maximum", 10.0)), 10.0)
         return st.floats(lo, max(lo, hi), allow_nan=False, allow_infinity=False,
-                         exclude_min=bool(node.get("exclusiveMinimum") is not None))
+                         exclude_min=node.get("exclusiveMinimum") is not None and lo < hi,
+                         exclude_max=node.get("exclusiveMaximum") is not None and lo < hi)
     if t == "string":
         if "pattern" in node:
             return st.sampled_from(["1e-3", "0.5", "2", "1.0e+1", "-3", ".5"])
@@ -170,10 +188,36 @@ SWAPPED = st.builds(
                                         "train": from_schema(SCHEMA["properties"]["train"]),
                                         "seeds": st.integers(1, 4), "dtype": st.sampled_from(["float32", "float64"])}))
 
+# the same with the structure keys: shorthand residual/norm/norm_placement/dropout on a bundled net, or an
+# explicit network.layers list (nested residual blocks, projections, per-dense norm/init) in place of its
+# depth/width/widths
+STRUCTURE_KEYS = ("residual", "norm", "norm_placement", "dropout")
+STRUCTURED = st.builds(
+    _with, st.sampled_from(list(BUNDLED.values())),
+    st.fixed_dictionaries({}, optional={k: from_schema(_NET[k]) for k in STRUCTURE_KEYS}),
+    st.fixed_dictionaries({}, optional={"seeds": st.integers(1, 3), "dtype": st.sampled_from(["float32", "float64"]),
+                                        "train": from_schema(SCHEMA["properties"]["train"])}))
+
+
+def _layered(base: dict[str, Any], layers: list[Any], width: int) -> dict[str, Any]:
+    out = _with(base, {}, {})
+    for k in ("depth", "width", "widths", "activation", *STRUCTURE_KEYS):
+        out["network"].pop(k, None)
+    out["network"]["input_dim"] = width
+    out["network"]["layers"] = layers
+    out["seeds"] = min(int(out.get("seeds", 2)), 3)
+    return out
+
+
+LAYERED = st.builds(_layered, st.sampled_from(list(BUNDLED.values())),
+                    from_schema(_NET["layers"]["anyOf"][0]), st.sampled_from([4, 8, 16]))
+
 SCENARIOS = st.one_of(
     mutated(from_schema(SCHEMA)),
     mutated(st.sampled_from(list(BUNDLED.values()))),
     mutated(SWAPPED),
+    mutated(STRUCTURED),
+    mutated(LAYERED),
 )
 
 
@@ -339,3 +383,49 @@ def test_fuzz_cli_helpers_reject_bad_output():
         _check_cli_result(3, "", "")
     assert re.match(r"gradscope: error: ", "gradscope: error: x")
     assert Path(__file__).parent.name == "tests"
+
+
+def _items_of(raw: Any) -> list[dict[str, Any]]:
+    layers = raw.get("network", {}).get("layers") if isinstance(raw, dict) else None
+    out: list[dict[str, Any]] = []
+    stack = list(layers) if isinstance(layers, list) else []
+    while stack:
+        it = stack.pop()
+        if isinstance(it, dict):
+            out.append(it)
+            inner = it.get("residual", {}).get("layers") if isinstance(it.get("residual"), dict) else None
+            stack.extend(inner if isinstance(inner, list) else [])
+    return out
+
+
+def test_generator_reaches_layer_items_through_ref():
+    """network.layers' items are a `$ref` into `$defs`: the generator follows it, down to blocks in blocks with
+    projections and per-dense norms, and the shorthand keys are drawn too (without this the fuzz never made
+    one layer item, only None/numbers/names where items belong)."""
+    seen: set[str] = set()
+
+    def kinds(raw: Any) -> set[str]:
+        out = set()
+        for it in _items_of(raw):
+            out |= {k for k in ("dense", "norm", "dropout", "residual") if k in it}
+            if isinstance(it.get("dense"), dict) and "norm" in it["dense"]:
+                out.add("dense-norm")
+            res = it.get("residual")
+            if isinstance(res, dict):
+                out |= {"projection"} if res.get("projection") else set()
+                if any(isinstance(x, dict) and "residual" in x for x in res.get("layers") or []):
+                    out.add("nested")
+        net = raw["network"]
+        if isinstance(net.get("residual"), dict) and net.get("norm_placement") == "post" and net.get("norm"):
+            out.add("shorthand-post")
+        return out
+
+    @settings(database=None, derandomize=True, max_examples=150, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.one_of(LAYERED, STRUCTURED))
+    def draw(raw: Any) -> None:
+        seen.update(kinds(raw))
+
+    draw()
+    want = {"dense", "norm", "dropout", "residual", "dense-norm", "projection", "nested", "shorthand-post"}
+    assert seen >= want, seen

@@ -202,3 +202,30 @@ def test_old_keys_keep_their_numbers_with_the_new_keys_at_their_defaults() -> No
     same = {"seeds": 3, "network": {"input_dim": 8, "depth": 3, "width": 16, "activation": "relu", "dropout": 0.0,
                                     "norm": "none", "norm_placement": "pre"}}
     assert run(base).to_dict() == run(same).to_dict()
+
+
+def test_exploding_gradient_remedy_never_names_the_init_in_use_and_works_when_applied() -> None:
+    """exploding-gradient said "use a smaller init scale: he_normal" to a BatchNorm net already at he_normal and
+    "xavier_uniform" to a residual net already at xavier_uniform (applied: nothing changes), and "he_normal gives
+    χ₁ = 1" in a dropout net where it gives σ_w²/(2q) = 1.67. The remedy now names the structure's own fix."""
+    bn = run(_sc("batchnorm-explosion.yaml", "seeds=4"))
+    hint = _finding(bn, "exploding-gradient").hint
+    assert "he_normal" not in hint and "norm: layernorm" in hint
+    assert "exploding-gradient" not in _codes(run(_sc("batchnorm-explosion.yaml", "seeds=4", "network.norm=layernorm")))
+
+    res = run(_sc("relu-residual-50.yaml", "network.residual.alpha=1.0", "seeds=4"))
+    hint = _finding(res, "exploding-gradient").hint
+    assert "xavier_uniform" not in hint and "network.residual.alpha" in hint
+    alpha = _num(_finding(res, "residual-branch-scale").hint, r"alpha ([0-9.e+-]+) makes")
+    assert "exploding-gradient" not in _codes(run(_sc("relu-residual-50.yaml", f"network.residual.alpha={alpha}",
+                                                      "seeds=4")))
+
+    drop = run(_sc("dropout-critical.yaml", "network.init=he_normal", "seeds=4"))
+    hint = _finding(drop, "exploding-gradient").hint
+    assert not re.search(r"(smaller init scale|use)\W+he_normal", hint)
+    assert not re.search(r"he_normal gives relu σ_w² = 2, χ₁ = 1(?![.\d])", hint)
+    fwd = _finding(drop, "forward-explosion").hint
+    assert _num(fwd, r"he_normal gives relu σ_w² = 2, χ₁ = ([0-9.e+-]+)") == pytest.approx(2 / 1.2, rel=5e-3)
+    std = _num(hint, r"std: ([0-9.e+-]+)")
+    fixed = run(_sc("dropout-critical.yaml", f"network.init.std={std}", "network.init.scheme=normal", "seeds=4"))
+    assert "exploding-gradient" not in _codes(fixed)
