@@ -59,7 +59,11 @@ def _labels_from_values(values: Array) -> Array:
 def _from_values(x: Array, values: Array, temperature: float = 1.0) -> Data:
     labels = _labels_from_values(values)
     multilabel = (values > np.median(values, axis=0)).astype(float)
-    return Data(x, labels, values, multilabel, softmax(values / temperature))
+    with np.errstate(over="ignore"):
+        logits = values / temperature
+        if not np.isfinite(logits).all():  # a tiny temperature: the same softmax, shifted first so it cannot overflow
+            logits = (values - values.max(axis=1, keepdims=True)) / temperature
+    return Data(x, labels, values, multilabel, softmax(logits))
 
 
 def _from_labels(x: Array, labels: Array, k: int) -> Data:

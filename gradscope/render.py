@@ -228,30 +228,45 @@ def _act(lay: LayerReport) -> str:
     return lay.kind if lay.kind == "projection" else f"{lay.kind} γ"
 
 
-def residual_table(report: RunReport) -> Table | None:
-    """The residual stream at each block input: ‖∂L/∂x‖, the skip path's share, E‖x‖² measured and predicted."""
+RESIDUAL_HEADS = ("block", "layers", "α", "‖∂L/∂x‖", "skip", "branch", "skip share", "E‖x‖²/E‖x₀‖²", "predicted")
+RESIDUAL_CAPTION = ("residual stream at each block input (medians over seeds): ‖∂L/∂x‖, the part through the skip path "
+                    "and through the branch, skip share = ‖skip‖/(‖skip‖ + ‖branch‖), E‖x‖² over the input's and its "
+                    "mean-field prediction")
+
+
+def residual_rows(report: RunReport) -> list[list[str]]:
+    """The residual stream table's cells (RESIDUAL_HEADS), one row per block and the stream after the last."""
     blocks = [b for b in (report.residual_stream or ()) if b.get("block") is not None]
     if not blocks:
-        return None
+        return []
     pred = report.summary.theory.get("residual_input_second_moment") or []
-    table = Table(title=None, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
-                  caption="residual stream at each block input (medians over seeds): ‖∂L/∂x‖, the part through the "
-                          "skip path and through the branch, skip share = ‖skip‖/(‖skip‖ + ‖branch‖), E‖x‖² over "
-                          "the input's and its mean-field prediction", caption_justify="left")
-    for head in ("block", "layers", "α", "‖∂L/∂x‖", "skip", "branch", "skip share", "E‖x‖²/E‖x₀‖²", "predicted"):
-        table.add_column(head, justify="left" if head == "layers" else "right", no_wrap=True)
+    rows = []
     for b in blocks:
         m2 = b.get("input_second_moment") or {}
         p = pred[b["block"] - 1] if b["block"] <= len(pred) else None
         ls = b["layers"]
-        table.add_row(str(b["block"]), f"{ls[0]}–{ls[-1]}" if len(ls) > 1 else (str(ls[0]) if ls else ""),
-                      fmt(b["alpha"]), fmt(b["delta_norm"]["median"]), fmt(b["skip_grad_norm"]["median"]),
-                      fmt(b["branch_grad_norm"]["median"]), pct(b["skip_share"]["median"]), fmt(m2.get("median")),
-                      Text(fmt(p), style="cyan"))
+        rows.append([str(b["block"]), f"{ls[0]}–{ls[-1]}" if len(ls) > 1 else (str(ls[0]) if ls else ""),
+                     fmt(b["alpha"]), fmt(b["delta_norm"]["median"]), fmt(b["skip_grad_norm"]["median"]),
+                     fmt(b["branch_grad_norm"]["median"]), pct(b["skip_share"]["median"]), fmt(m2.get("median")),
+                     fmt(p)])
     end = report.residual_stream[-1].get("output_second_moment") if report.residual_stream else None
     if end:
-        table.add_row("out", "", "", "", "", "", "", fmt(end.get("median")),
-                      Text(fmt(report.summary.theory.get("residual_growth")), style="cyan"))
+        rows.append(["out", "", "", "", "", "", "", fmt(end.get("median")),
+                     fmt(report.summary.theory.get("residual_growth"))])
+    return rows
+
+
+def residual_table(report: RunReport) -> Table | None:
+    """The residual stream at each block input: ‖∂L/∂x‖, the skip path's share, E‖x‖² measured and predicted."""
+    rows = residual_rows(report)
+    if not rows:
+        return None
+    table = Table(title=None, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
+                  caption=RESIDUAL_CAPTION, caption_justify="left")
+    for head in RESIDUAL_HEADS:
+        table.add_column(head, justify="left" if head == "layers" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row[:-1], Text(row[-1], style="cyan"))
     return table
 
 
@@ -533,7 +548,7 @@ def run_markdown(report: RunReport) -> str:
               "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for lay in report.layers:
         wg = lay.stats["weight_grad_norm"]
-        lines.append(f"| {lay.layer} | {lay.fan_in}→{lay.fan_out} | {lay.activation} | {fmt(wg.median)} | "
+        lines.append(f"| {lay.layer} | {lay.fan_in}→{lay.fan_out} | {_act(lay)} | {fmt(wg.median)} | "
                      f"{fmt(wg.q10, 2)}–{fmt(wg.q90, 2)} | {fmt(lay.median('gradient_ratio'))} | "
                      f"{fmt(lay.predicted_gradient_ratio)} | {fmt(lay.median('delta_ratio'))} | "
                      f"{fmt(lay.predicted_delta_ratio)} | {fmt(lay.median('grad_weight_ratio'))} | "
@@ -542,6 +557,12 @@ def run_markdown(report: RunReport) -> str:
     note = ratio_note(report)
     if note is not None:
         lines += ["", note.plain]
+    stream = residual_rows(report)
+    if stream:
+        lines += ["", "| " + " | ".join(RESIDUAL_HEADS) + " |",
+                  "|" + "|".join("---" if h == "layers" else "---:" for h in RESIDUAL_HEADS) + "|",
+                  *("| " + " | ".join(row) + " |" for row in stream), "",
+                  RESIDUAL_CAPTION[0].upper() + RESIDUAL_CAPTION[1:]]
     lines += ["", verdict_text(report).plain.replace("\n", "\n\n"), ""]
     for f in report.findings:
         lines.append(f"- **{f.code}** ({f.severity}, layers {', '.join(map(str, f.layers))}): {f.message}  \n"
@@ -554,14 +575,24 @@ CSV_STATS = ("weight_grad_norm", "bias_grad_norm", "delta_norm", "gradient_ratio
              "dead_fraction", "mean_abs_grad", "max_abs_grad")
 
 
-def run_csv_rows(report: RunReport) -> tuple[list[str], list[list[Any]]]:
-    head = ["label", "layer", "fan_in", "fan_out", "activation", "status"]
+def _structured_rows(report: RunReport) -> bool:
+    """Rows other than plain dense layers (norms, projections, layers inside residual blocks)."""
+    return any(lay.kind != "dense" or lay.block is not None for lay in report.layers)
+
+
+def run_csv_rows(report: RunReport, structured: bool | None = None) -> tuple[list[str], list[list[Any]]]:
+    """One row per report row; networks with norm/projection rows or residual blocks (or `structured`) get the
+    JSON's `kind` and `block` columns after `layer` (a plain MLP's CSV is unchanged)."""
+    structured = _structured_rows(report) if structured is None else structured
+    head = ["label", "layer", *(["kind", "block"] if structured else []), "fan_in", "fan_out", "activation",
+            "status"]
     for k in CSV_STATS:
         head += [f"{k}_median", f"{k}_q10", f"{k}_q90"]
     head += ["predicted_gradient_ratio", "predicted_delta_ratio"]
     rows = []
     for lay in report.layers:
-        row: list[Any] = [report.label or report.scenario["name"], lay.layer, lay.fan_in, lay.fan_out,
+        kind = [lay.kind, "" if lay.block is None else lay.block] if structured else []
+        row: list[Any] = [report.label or report.scenario["name"], lay.layer, *kind, lay.fan_in, lay.fan_out,
                           lay.activation, lay.status]
         for k in CSV_STATS:
             s = lay.stats[k]
@@ -854,8 +885,9 @@ def compare_markdown(cmp: Any) -> str:
 def compare_csv(cmp: Any) -> str:
     head: list[str] = []
     rows: list[list[Any]] = []
+    structured = any(_structured_rows(r) for r in cmp.reports)
     for r in cmp.reports:
-        head, part = run_csv_rows(r)
+        head, part = run_csv_rows(r, structured)
         rows += part
     return csv_text(head, rows)
 

@@ -209,3 +209,29 @@ def test_check_output_is_not_cut(tmp_path, width):
     r = CliRunner().invoke(app, ["check", str(p), "--jobs", "1", "--no-color"], env={"COLUMNS": str(width)})
     assert r.exit_code == 1, r.output
     assert "…" not in r.stdout and str(p) in r.stdout and "expected maximum 100" in r.stdout
+
+
+LAYERED = {"seeds": 2, "network": {"input_dim": 6, "output_dim": 3, "layers": [
+    {"dense": 8}, {"residual": {"projection": True, "layers": [{"norm": "layernorm"}, {"dense": 5},
+                                                               {"dense": {"width": 4, "activation": "identity"}}]}},
+    {"norm": "rmsnorm"}]}, "data": {"batch_size": 8}}
+
+
+def test_csv_and_markdown_name_each_rows_kind_and_block():
+    """CSV and markdown called a layernorm/rmsnorm/projection row just 'identity' (its activation column), with no
+    kind or block, and markdown had no residual stream table: now CSV has the JSON's kind and block columns (a
+    plain MLP's CSV keeps its columns) and markdown's act column and stream table are the terminal's."""
+    import csv
+    import io
+    r = api.run(load_scenario(LAYERED))
+    rows = list(csv.DictReader(io.StringIO(render.run_csv(r))))
+    want = [(lay["layer"], lay["kind"], lay["block"]) for lay in r.to_dict()["layers"]]
+    assert [(int(x["layer"]), x["kind"], int(x["block"]) if x["block"] else None) for x in rows] == want
+    assert {k for _, k, _ in want} == {"dense", "layernorm", "projection", "rmsnorm"}
+    md = render.run_markdown(r)
+    assert "| 2 | 8→8 | layernorm γ |" in md and "| 5 | 8→4 | projection |" in md and "rmsnorm γ" in md
+    # and the residual stream table the terminal shows (markdown had none)
+    block = r.to_dict()["residual_stream"][0]
+    assert f"| 1 | 2–5 | 1 | {render.fmt(block['delta_norm']['median'])} |" in md
+    plain = render.run_csv(api.run(load_scenario(small())))
+    assert plain.splitlines()[0].startswith("label,layer,fan_in,fan_out,activation,status,")

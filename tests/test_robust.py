@@ -573,3 +573,21 @@ def test_init_variance_arithmetic_overflows_to_inf_not_an_exception():
     assert INITS.get("xavier_uniform").variance(4, 4, ctx, gain=1e300) == math.inf
     assert INITS.get("he_normal").variance(4, 4, ctx, negative_slope=1e300) == 0.0
     assert bias_variance("normal", {"std": 1e300}, 4) == math.inf
+
+
+def test_teacher_with_a_subnormal_temperature_gives_one_hot_targets_without_warning():
+    """Found by the fuzz: data.temperature 5e-324 (> 0, so valid) overflowed values/temperature with a
+    RuntimeWarning and gave NaN targets; the limit is the argmax one-hot."""
+    import warnings
+
+    import numpy as np
+
+    from gradscope import load_scenario, run
+    raw = {"seeds": 2, "network": {"depth": 1, "width": 4, "output_dim": 3}, "loss": "kl_div",
+           "data": {"kind": "teacher", "batch_size": 8, "temperature": 5e-324}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = run(load_scenario(raw))
+    target = r.arrays[1].target
+    assert np.isfinite(target).all() and set(np.unique(target)) <= {0.0, 1.0}
+    assert np.all(target.sum(axis=1) == 1.0)
