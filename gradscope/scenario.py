@@ -1070,9 +1070,12 @@ def _projection(v: _Validator, projection: bool, n_in: int, n_out: int, block: i
     return Dense(n_in, n_out, "identity", projection=True)
 
 
-def _items(v: _Validator, raw: Any, path: tuple, n: int, width: int | None, default_act: Any
-           ) -> tuple[tuple[Item, ...], int]:
-    """Validate an explicit `layers` list whose input has n features: (items, output features)."""
+def _items(v: _Validator, raw: Any, path: tuple, n: int, width: int | None, default_act: Any,
+           blocks: list[int] | None = None) -> tuple[tuple[Item, ...], int]:
+    """Validate an explicit `layers` list whose input has n features: (items, output features). blocks: the
+    count of residual blocks met so far over the whole network (numbered as layers.number does: a block before
+    the blocks inside it), so a message names the block the report will call it."""
+    blocks = [0] if blocks is None else blocks
     if not isinstance(raw, list):
         raise v.fail(path, f"expected a list of layer items, got {_show(raw)}")
     if len(raw) > MAX_DEPTH:
@@ -1120,8 +1123,9 @@ def _items(v: _Validator, raw: Any, path: tuple, n: int, width: int | None, defa
             if not isinstance(inner_raw, list) or not inner_raw:
                 raise v.fail((*kp, "layers") if "layers" in m else kp,
                              "a residual block needs a non-empty `layers` list (its branch)")
-            inner, n_out = _items(v, inner_raw, (*kp, "layers"), n, width, default_act)
-            block = sum(isinstance(x, Residual) for x in _walk(tuple(out))) + 1
+            blocks[0] += 1
+            block = blocks[0]
+            inner, n_out = _items(v, inner_raw, (*kp, "layers"), n, width, default_act, blocks)
             out.append(Residual(alpha, inner, n, n_out, _projection(v, projection, n, n_out, block, kp)))
             n = n_out
     return tuple(out), n

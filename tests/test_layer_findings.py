@@ -229,3 +229,21 @@ def test_exploding_gradient_remedy_never_names_the_init_in_use_and_works_when_ap
     std = _num(hint, r"std: ([0-9.e+-]+)")
     fixed = run(_sc("dropout-critical.yaml", f"network.init.std={std}", "network.init.scheme=normal", "seeds=4"))
     assert "exploding-gradient" not in _codes(fixed)
+
+
+def test_width_mismatch_names_the_block_number_the_report_uses() -> None:
+    """The message counted only earlier blocks of the same list: the 4th block (2nd inside the 2nd) was 'block 2'."""
+    from gradscope.errors import GradscopeError
+
+    def net(projection: bool) -> dict:
+        ident = {"dense": {"width": 8, "activation": "identity"}}
+        return {"seeds": 2, "network": {"input_dim": 8, "layers": [
+            {"residual": {"layers": [ident]}},
+            {"residual": {"projection": True, "layers": [{"residual": {"layers": [ident]}},
+                                     {"residual": {"projection": projection, "layers": [{"dense": 4}]}}]}}]}}
+
+    with pytest.raises(GradscopeError, match=r"residual block 4 maps 8 features to 4"):
+        load_scenario(net(False))
+    sc = load_scenario(net(True))
+    proj = [b for b in walk(sc.items) if isinstance(b, Residual) and b.projection is not None]
+    assert [b.block for b in proj] == [2, 4]
