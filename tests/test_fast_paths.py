@@ -74,3 +74,30 @@ def test_pair_kernels_same_bits_as_two_pair_expectations(act: tuple[str, dict]) 
     value, deriv = _pair_kernels(act, cov)
     assert value.tobytes() == pair_expectation(fn, fn, cov).tobytes()
     assert deriv.tobytes() == pair_expectation(gr, gr, cov).tobytes()
+
+
+def test_threaded_draws_same_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """engine.init_params draws layers in threads when cores are free: the same weights and biases as drawn one
+    layer after another."""
+    import gradscope
+    from gradscope import engine, runtime
+
+    sc = gradscope.load_scenario({"seeds": 3, "network": {"input_dim": 6, "widths": [5, 7, 4], "output_dim": 2,
+                                                          "activation": "tanh", "bias_init": "torch_default"}})
+    monkeypatch.setattr(runtime, "free_cores", lambda: 1)
+    serial = engine.init_params(sc)
+    monkeypatch.setattr(runtime, "free_cores", lambda: 3)
+    monkeypatch.setattr(engine, "PARALLEL_DRAW_VALUES", 0)
+    calls: list[int] = []
+    real = engine._run_draws
+
+    def spy(draw, jobs, values):  # type: ignore[no-untyped-def]
+        calls.append(values)
+        return real(draw, jobs, values)
+
+    monkeypatch.setattr(engine, "_run_draws", spy)
+    threaded = engine.init_params(sc)
+    assert calls
+    for a, b in zip(serial.W + (serial.b or []), threaded.W + (threaded.b or []), strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert serial.b is not None
