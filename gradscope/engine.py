@@ -151,10 +151,10 @@ PARALLEL_DRAW_VALUES = 1 << 20
 
 def _run_draws(draw: Callable[..., None], jobs: list[tuple[Any, ...]], values: int) -> None:
     """draw(*job) for every layer's job. Each layer draws from its own stream into its own array, so the
-    order does not matter: with more than a million values and more than one core free (runtime.free_cores),
+    order does not matter: with more than a million values and more than one core free (cores.free_cores),
     layers are drawn in threads (NumPy's generators release the GIL while they fill an array) — the same
     numbers, about half the time on two cores."""
-    from .runtime import free_cores
+    from .cores import free_cores
 
     workers = min(free_cores(), len(jobs)) if values >= PARALLEL_DRAW_VALUES else 1
     if workers <= 1:

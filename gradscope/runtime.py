@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from .cores import free_cores, usable_cores  # noqa: F401  (usable_cores: re-exported)
+
 # A GEMM of fewer multiply-adds than this runs on one thread: splitting ~0.5 ms of work costs more in
 # hand-offs than it saves, and a second thread that has to wait for a busy core stalls every call.
 PARALLEL_GEMM_MACS = 1 << 22
@@ -43,29 +45,6 @@ def tune_allocator() -> None:
     libc.mallopt(m_mmap_threshold, 32 * 2**20)
     libc.mallopt(m_trim_threshold, 512 * 2**20)
     libc.mallopt(m_top_pad, 64 * 2**20)
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def free_cores() -> int:
-    """Usable CPUs not busy right now: the affinity mask minus the other runnable threads.
-
-    /proc/loadavg's fourth field counts the threads runnable at this instant (this one included),
-    unlike the load averages, which lag by a minute. Without it, every usable core counts as free.
-    """
-    cores = usable_cores()
-    try:
-        with open("/proc/loadavg", encoding="ascii") as fh:
-            running = int(fh.read().split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):
-        return cores
-    return max(1, min(cores, cores - (running - 1)))
 
 
 def blas_threads(largest_gemm_macs: int, env: dict[str, str] | None = None) -> int:

@@ -80,13 +80,13 @@ def test_threaded_draws_same_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     """engine.init_params draws layers in threads when cores are free: the same weights and biases as drawn one
     layer after another."""
     import gradscope
-    from gradscope import engine, runtime
+    from gradscope import cores, engine
 
     sc = gradscope.load_scenario({"seeds": 3, "network": {"input_dim": 6, "widths": [5, 7, 4], "output_dim": 2,
                                                           "activation": "tanh", "bias_init": "torch_default"}})
-    monkeypatch.setattr(runtime, "free_cores", lambda: 1)
+    monkeypatch.setattr(cores, "free_cores", lambda: 1)
     serial = engine.init_params(sc)
-    monkeypatch.setattr(runtime, "free_cores", lambda: 3)
+    monkeypatch.setattr(cores, "free_cores", lambda: 3)
     monkeypatch.setattr(engine, "PARALLEL_DRAW_VALUES", 0)
     calls: list[int] = []
     real = engine._run_draws
