@@ -399,7 +399,10 @@ def jacobian_panel(ax: Any, reports: Sequence[RunReport], labels: Sequence[str])
 def _title(report: RunReport) -> str:
     sc = report.scenario
     net = sc["network"]
-    acts = net.get("activation", "layers")
+    acts = net.get("activation")
+    if acts is None:  # explicit network.layers: the dense rows' activations, as the terminal header lists them
+        acts = sorted({lay.activation for lay in report.layers[:-1] if lay.kind == "dense"})
+        acts = "/".join(acts) if len(acts) <= 3 else "mixed"
     act = acts if isinstance(acts, str) else "mixed"
     init = net["init"] if isinstance(net["init"], str) else net["init"].get("scheme", "")
     loss = sc["loss"] if isinstance(sc["loss"], str) else sc["loss"]["name"]

@@ -231,3 +231,11 @@ def test_figures_use_the_agg_canvas(run_fig):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     assert isinstance(run_fig.canvas, FigureCanvasAgg)
+
+
+def test_title_of_an_explicit_layers_network_names_its_activations():
+    """network.layers has no network.activation in the normalized scenario: the title said 'layers' there."""
+    raw = {"seeds": 2, "network": {"input_dim": 4, "output_dim": 3, "activation": "tanh", "layers": [
+        {"dense": 6}, {"norm": "layernorm"}, {"dense": {"width": 5, "activation": "relu"}}]}, "data": {"batch_size": 8}}
+    title = plot._title(api.run(load_scenario(raw)))
+    assert ", relu/tanh, xavier_uniform," in title and "layers, layers" not in title
