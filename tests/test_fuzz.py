@@ -113,8 +113,8 @@ def from_schema(node: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
         hi = int(node.get("maximum", lo + 40))
         return st.integers(lo, min(hi, lo + 40))
     if t == "number":
-        lo = max(float(node.get("minimum", node.get("exclusiveMinimum", -10.0))), -10.0)
-        hi = min(float(node.get("maximum", 10.0)), 10.0)
+        lo = max(float(node.get("minimum", -10.0)), -10.0)
+        hi = min(float(node.get("maximum", node.get("exclusiveMaximum", 10.0))), 10.0)
         return st.floats(lo, max(lo, hi), allow_nan=False, allow_infinity=False,
                          exclude_min=node.get("exclusiveMinimum") is not None and lo < hi,
                          exclude_max=node.get("exclusiveMaximum") is not None and lo < hi)
@@ -199,18 +199,33 @@ STRUCTURED = st.builds(
                                         "train": from_schema(SCHEMA["properties"]["train"])}))
 
 
-def _layered(base: dict[str, Any], layers: list[Any], width: int) -> dict[str, Any]:
+def _same_width(items: Any, width: int) -> Any:
+    """Every dense item of `items` (nested blocks too) at `width`, so the skips line up and the net runs."""
+    if isinstance(items, list):
+        return [_same_width(it, width) for it in items]
+    if isinstance(items, dict):
+        if isinstance(items.get("dense"), int):
+            return {**items, "dense": width}
+        if isinstance(items.get("dense"), dict) and "width" in items["dense"]:
+            return {**items, "dense": {**items["dense"], "width": width}}
+        return {k: _same_width(v, width) for k, v in items.items()}
+    return items
+
+
+def _layered(base: dict[str, Any], layers: list[Any], width: int, same: bool = False) -> dict[str, Any]:
     out = _with(base, {}, {})
+    layers = _same_width(layers, width) if same else layers
     for k in ("depth", "width", "widths", "activation", *STRUCTURE_KEYS):
         out["network"].pop(k, None)
-    out["network"]["input_dim"] = width
+    out["network"]["input_dim"] = out["network"]["width"] = width
     out["network"]["layers"] = layers
     out["seeds"] = min(int(out.get("seeds", 2)), 3)
     return out
 
 
+# half of them with every dense layer at the input's width: their residual blocks line up, so they run
 LAYERED = st.builds(_layered, st.sampled_from(list(BUNDLED.values())),
-                    from_schema(_NET["layers"]["anyOf"][0]), st.sampled_from([4, 8, 16]))
+                    from_schema(_NET["layers"]["anyOf"][0]), st.sampled_from([4, 8, 16]), st.booleans())
 
 SCENARIOS = st.one_of(
     mutated(from_schema(SCHEMA)),
