@@ -140,7 +140,8 @@ _reg(Activation("silu", "z·σ(z) (swish)", fn=lambda z: z * _sigmoid(z),
                 max_grad=lambda: 1.1, can_die=True), "swish")
 _reg(Activation("softplus", "log(1 + e^(beta·z))/beta, linear above threshold",
                 fn=_softplus, grad=_softplus_grad, can_die=True,
-                params=(Param("beta", float, 1.0, "sharpness", minimum=0.0, exclusive_minimum=True),
+                params=(Param("beta", float, 1.0, "sharpness (≥ 1e-150: log(2)/beta must be a finite float)",
+                              minimum=1e-150),
                         Param("threshold", float, 20.0, "beta·z above which softplus is z"))))
 _reg(Activation("hardtanh", "clip(z, min_val, max_val); φ' is 1 inside, 0 outside",
                 fn=lambda z, min_val=-1.0, max_val=1.0: np.clip(z, min_val, max_val),

@@ -591,3 +591,13 @@ def test_teacher_with_a_subnormal_temperature_gives_one_hot_targets_without_warn
     target = r.arrays[1].target
     assert np.isfinite(target).all() and set(np.unique(target)) <= {0.0, 1.0}
     assert np.all(target.sum(axis=1) == 1.0)
+
+
+def test_softplus_with_a_subnormal_beta_is_refused_naming_the_key():
+    """Found by the fuzz: softplus beta 5e-324 (> 0, accepted) overflowed log(1+e^(βz))/β with a RuntimeWarning in
+    the pass and the mean-field quadrature; beta below 1e-150 is now bad input, like |floats| above 1e150."""
+    from gradscope import load_scenario
+    from gradscope.errors import GradscopeError
+    with pytest.raises(GradscopeError, match=r"network\.activation\.beta.*1e-150"):
+        load_scenario({"network": {"depth": 2, "width": 4, "activation": {"name": "softplus", "beta": 5e-324}}})
+    load_scenario({"network": {"depth": 2, "width": 4, "activation": {"name": "softplus", "beta": 1e-150}}})
