@@ -113,7 +113,7 @@ def from_schema(node: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
         hi = int(node.get("maximum", lo + 40))
         return st.integers(lo, min(hi, lo + 40))
     if t == "number":
-        lo = max(float(node.get("minimum", -10.0)), -10.0)
+        lo = max(float(node.get("minimum", node.get("exclusiveMinimum", -10.0))), -10.0)
         hi = min(float(node.get("maximum", node.get("exclusiveMaximum", 10.0))), 10.0)
         return st.floats(lo, max(lo, hi), allow_nan=False, allow_infinity=False,
                          exclude_min=node.get("exclusiveMinimum") is not None and lo < hi,
