@@ -503,18 +503,21 @@ def forward_signal(c: PassContext) -> Finding | None:
         fwd_advice = _init_advice(scenario, fwd_act, fwd_params,
                                   ("he_normal",) if fwd_act in ("relu", "leaky_relu") else ("xavier_uniform",),
                                   c.crit)
+    which = "(he_normal for ReLU, xavier for tanh)"
+    if _hidden_keep(c.scenario) < 1 and c.crit is not None:  # dropout moved the critical init
+        which = (f"(with this dropout: init {{scheme: normal, std: "
+                 f"{math.sqrt(c.crit / _hidden_layer(c.scenario)[0]):.4g}}})")
     if r < FORWARD_RATIO_LOW:
         return Finding("forward-collapse", "warning", tuple(lay.layer for lay in hidden),
                        f"the pre-activation std falls from {_fmt(s_first)} (layer {hidden[0].layer}) to {_fmt(s_last)} "
                        f"(layer {hidden[-1].layer}), a factor {_fmt(r)}: deep layers see almost no "
                        "signal",
-                       "raise the init variance to the activation's critical value (he_normal for "
-                       "ReLU, xavier for tanh)" + fwd_advice)
+                       f"raise the init variance to the activation's critical value {which}" + fwd_advice)
     if r > FORWARD_RATIO_HIGH:
         return Finding("forward-explosion", "warning", tuple(lay.layer for lay in hidden),
                        f"the pre-activation std grows from {_fmt(s_first)} (layer {hidden[0].layer}) to {_fmt(s_last)} "
                        f"(layer {hidden[-1].layer}), a factor {_fmt(r)}",
-                       "lower the init variance (he_normal for ReLU, xavier for tanh)" + fwd_advice)
+                       f"lower the init variance {which}" + fwd_advice)
     return None
 
 

@@ -1009,6 +1009,9 @@ def _network_items(v: _Validator, net_raw: dict, net: dict, widths: list[int], a
     norm_raw = net_raw.get("norm")
     p, placement = net["dropout"], net["norm_placement"]  # validated with the other network keys
     has_norm = _norm_item(v, norm_raw, ("network", "norm"), 1) is not None
+    if "norm_placement" in net_raw and norm_raw is None:
+        raise v.fail(("network", "norm_placement"), "places a norm, but the network has none: give network.norm "
+                     "(layernorm, batchnorm, rmsnorm; `none` says explicitly that there is no norm to place)")
     if residual is None and not has_norm and not p:
         return None
 

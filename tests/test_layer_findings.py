@@ -111,6 +111,8 @@ def test_dropout_critical_init_cites_chi1_and_its_std_reaches_it() -> None:
     hint = _finding(r, "exploding-gradient").hint
     assert hint.startswith(f"use a smaller init scale: init {{scheme: normal, std: {std:.4g}}}")
     assert "χ₁ = 1.67 with dropout keep 0.6" in hint
+    fwd = _finding(r, "forward-explosion").hint
+    assert f"std: {std:.4g}" in fwd and "he_normal for ReLU" not in fwd
 
 
 def test_report_rows_json_and_npz_of_a_norm_residual_network(tmp_path: object) -> None:
@@ -168,6 +170,7 @@ BAD = [
     ({"network": {"layers": [{"conv": 8}]}}, "network.layers.0.conv", "unknown layer item"),
     ({"network": {"layers": [{"dense": 8, "norm": "layernorm"}]}}, "network.layers.0", "one key"),
     ({"network": {"depth": 2, "norm": "groupnorm"}}, "network.norm", "unknown norm"),
+    ({"network": {"depth": 2, "norm_placement": "post"}}, "network.norm_placement", "has none"),
     ({"network": {"depth": 2, "norm": "layernorm"}, "analysis": {"jacobian": {}}}, "analysis.jacobian",
      "dense layers"),
     ({"network": {"depth": 2, "norm": "batchnorm"}, "train": {"steps": 2, "batch_size": 1}}, "train.batch_size",
