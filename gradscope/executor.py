@@ -43,6 +43,13 @@ def _single_thread_blas_env() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _serial(tasks: Sequence[tuple[Any, ...]], jobs: int) -> bool:
+    """Whether tasks run in this process, one after another (one job, or at most one task)."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    return jobs == 1 or len(tasks) <= 1
+
+
 def map_ordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: int) -> Iterator[T]:
     """Yield fn(*task) for each task, in task order, each as soon as it and all earlier ones are done.
 
@@ -50,11 +57,8 @@ def map_ordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: in
     a task is raised here, at its position; a worker that dies (killed, out of memory) raises GradscopeError;
     Ctrl-C cancels the tasks not started yet.
     """
-    if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
-    if jobs == 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield fn(*task)
+    if _serial(tasks, jobs):
+        yield from (fn(*task) for task in tasks)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -83,11 +87,8 @@ def map_unordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], jobs: 
     """Yield fn(*task) for each task as soon as it is done, in the order they finish (used by `sweep`, which
     writes each result as it comes). Same pool, environment and failure handling as map_ordered;
     `initializer` (module level) runs once in each worker."""
-    if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
-    if jobs == 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield fn(*task)
+    if _serial(tasks, jobs):
+        yield from (fn(*task) for task in tasks)
         return
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
