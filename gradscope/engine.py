@@ -361,14 +361,17 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
             extra[f"dbeta{n.row}"] = dbeta
         return dx
 
+    def skip_back(block: Residual, g: Array) -> Array:
+        """The skip path's vjp: g itself, or through the block's projection P (whose dW it records)."""
+        d = block.projection
+        if d is None:
+            return g
+        if norm_delta is not None:
+            norm_delta[d.row] = _seed_norm(g)
+        extra[f"dW{d.row}"] = np.swapaxes(tr.blocks[block.block], -1, -2) @ g
+        return g @ np.swapaxes(params.extra[f"W{d.row}"], -1, -2)
+
     def dense_back(d: Dense, g: Array, need_dx: bool) -> Array | None:
-        if d.projection:
-            P = params.extra[f"W{d.row}"]
-            x_in = tr.blocks[_block_of[d.row]]
-            if norm_delta is not None:
-                norm_delta[d.row] = _seed_norm(g)
-            extra[f"dW{d.row}"] = np.swapaxes(x_in, -1, -2) @ g
-            return g @ np.swapaxes(P, -1, -2)
         l = d.index
         if not d.output:
             g *= ACTIVATIONS.get(d.activation).grad(tr.u[l - 1], tr.a[l], **dict(d.act_params))
@@ -397,7 +400,7 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
                 if it.index in tr.masks:
                     g = g * tr.masks[it.index]
             else:
-                gs = dense_back(it.projection, g, True) if it.projection is not None else g
+                gs = skip_back(it, g)
                 gb = walk_back(it.layers, g * it.alpha, True)
                 g = gs + gb
                 if blocks is not None:
@@ -406,8 +409,6 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
                 break
         return g
 
-    _block_of = {it.projection.row: it.block for it in walk(scenario.items)
-                 if isinstance(it, Residual) and it.projection is not None}
     walk_back(scenario.items, delta_out, False)
     if stats is not None:
         stats.reverse()
