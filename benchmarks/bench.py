@@ -100,7 +100,7 @@ def worker_gradscope(w: dict[str, Any], repeat: int) -> dict[str, Any]:
     tune_allocator()  # as the CLI entry point does
     import gradscope
     from gradscope.engine import largest_gemm
-    from gradscope.runtime import blas_threads
+    from gradscope.parallel import blas_threads
 
     sc = gradscope.load_scenario(_scenario(w))
     batch = max(w["batch"], 128) if "steps" in w else w["batch"]
@@ -113,7 +113,7 @@ def worker_floor(w: dict[str, Any], repeat: int) -> dict[str, Any]:
 
     import gradscope
     from gradscope.engine import largest_gemm
-    from gradscope.runtime import blas_threads, limit_blas
+    from gradscope.parallel import blas_threads, limit_blas
 
     S, B, sizes = w["seeds"], w["batch"], w["sizes"]
     rng = np.random.default_rng(0)

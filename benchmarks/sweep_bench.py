@@ -15,7 +15,9 @@ import sys
 import time
 
 import gradscope
-from gradscope.runtime import THREADS_ENV, tune_allocator, usable_cores
+from gradscope.cores import usable_cores
+from gradscope.parallel import THREADS_ENV
+from gradscope.runtime import tune_allocator
 from gradscope.scenario import bundled_path, load_scenario
 from gradscope.theory import critical_sigma_w2
 

@@ -30,15 +30,16 @@ class Activation(Entry):
     saturating: bool = field(kw_only=True, default=False)  # flat on both sides (sigmoid, tanh, ...)
     can_die: bool = field(kw_only=True, default=False)     # flat on the negative side (relu-like)
     torch_gain: Callable[..., float] | None = field(kw_only=True, default=None)
+    into: Callable[..., None] | None = field(kw_only=True, default=None)  # into(z, out, **params): fn(z) written to out
 
 
 ACTIVATIONS: Registry[Activation] = Registry("activation")
 
 
-def _sigmoid(z: Array) -> Array:
-    # 1/(1 + e^-z), in place on one buffer: e^-z overflows to inf for z < -709 and the result is then
-    # exactly 0, as it should be
-    e = np.negative(z)
+def _sigmoid(z: Array, out: Array | None = None) -> Array:
+    # 1/(1 + e^-z), in place on one buffer (`out`, or a new one): e^-z overflows to inf for z < -709 and the
+    # result is then exactly 0, as it should be
+    e = np.negative(z, out=out)
     with np.errstate(over="ignore"):
         np.exp(e, out=e)
     e += 1.0
@@ -111,13 +112,13 @@ _reg(Activation("identity", "φ(z) = z (a linear layer)", fn=lambda z: z,
                 grad=lambda z, a: np.ones_like(z), torch_gain=lambda: 1.0), "linear")
 _reg(Activation("sigmoid", "logistic 1/(1+e^-z); φ' = a(1-a) ≤ 0.25",
                 fn=_sigmoid, grad=_sigmoid_grad, max_grad=lambda: 0.25,
-                saturating=True, torch_gain=lambda: 1.0))
+                saturating=True, torch_gain=lambda: 1.0, into=_sigmoid))
 _reg(Activation("tanh", "hyperbolic tangent; φ' = 1 - a² ≤ 1",
                 fn=np.tanh, grad=_tanh_grad, saturating=True,
-                torch_gain=lambda: 5.0 / 3.0))
+                torch_gain=lambda: 5.0 / 3.0, into=lambda z, out: np.tanh(z, out=out)))
 _reg(Activation("relu", "max(0, z); φ' is 1 for z > 0 and 0 otherwise",
                 fn=lambda z: np.maximum(z, 0.0), grad=lambda z, a: (z > 0).astype(z.dtype),
-                can_die=True, torch_gain=lambda: math.sqrt(2.0)))
+                can_die=True, torch_gain=lambda: math.sqrt(2.0), into=lambda z, out: np.maximum(z, 0.0, out=out)))
 _reg(Activation("leaky_relu", "z for z > 0, negative_slope·z otherwise",
                 fn=lambda z, negative_slope=0.01: np.where(z > 0, z, negative_slope * z),
                 grad=lambda z, a, negative_slope=0.01: np.where(z > 0, 1.0, negative_slope).astype(z.dtype),

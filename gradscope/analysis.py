@@ -13,7 +13,8 @@ import numpy as np
 
 from . import __version__
 from .diagnostics import Diagnosis, diagnose, dW_statistics
-from .engine import Params, Pass, run_pass
+from .engine import Params, Pass, largest_gemm, run_pass
+from .parallel import blas_threads, limit_blas
 from .report import RunReport
 from .scenario import Scenario
 
@@ -61,5 +62,8 @@ def _jacobian(scenario: Scenario, params: Params, p: Any) -> tuple[Any, list[Any
     opts = jacobian.options(scenario)
     if opts is None:
         return None, []
-    rep = jacobian.analyze_jacobian(scenario, params, p.z, p.a, p.x, samples=opts["samples"], at=opts["at"])
+    # its products are not split by seed: BLAS gets the threads the run's size calls for (api.run may have
+    # held it to one for the seed-parallel pass)
+    with limit_blas(blas_threads(largest_gemm(scenario))):
+        rep = jacobian.analyze_jacobian(scenario, params, p.z, p.a, p.x, samples=opts["samples"], at=opts["at"])
     return rep, jacobian_findings(scenario, rep)

@@ -12,8 +12,8 @@ from .analysis import analyze
 from .engine import Params, Pass, check_memory, default_max_memory, draw_data, init_params, largest_gemm, loss_target
 from .errors import GradscopeError
 from .layers import NORMS
+from .parallel import blas_threads, limit_blas, using, workers_for_run
 from .report import RunReport
-from .runtime import blas_threads, limit_blas
 from .scenario import Scenario, load_scenario
 
 __all__ = ["DEFAULT_MAX_MEMORY", "analyze", "run", "save_arrays"]
@@ -47,7 +47,10 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         sc = enable(sc, **(jacobian if isinstance(jacobian, dict) else {})) if jacobian is not False else sc
     check_memory(sc, max_memory)
     _check_jacobian_memory(sc, max_memory)
-    with limit_blas(blas_threads(largest_gemm(sc, _largest_batch(sc)))):
+    batch = _largest_batch(sc)
+    workers = workers_for_run(sc.seeds, sc.seeds * batch * max(sc.sizes))
+    # seed ranges in threads do the pass's multiplies one BLAS thread each; a single range leaves them to BLAS
+    with limit_blas(1 if workers > 1 else blas_threads(largest_gemm(sc, batch))), using(workers):
         if sc.train is not None:
             from .training import train
 

@@ -1,5 +1,5 @@
 """How many CPUs this process may use and how many are free right now (stdlib only, importable from any layer:
-runtime.blas_threads and executor choose BLAS threads and workers with it, engine.init_params its drawing threads).
+parallel.blas_threads and executor choose BLAS threads and workers with it, engine.init_params its drawing threads).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ from .inits import INITS, LayerContext, layer_sigmas
 from .layers import BATCHNORM_RELU_GRADIENT_GROWTH, Dense, Norm, Residual, dropout_keep, stream_moments, walk
 from .numerics import _div, _norm
 from .optimizers import first_step_ratio
-from .quantiles import quantiles
+from .parallel import map_seeds, seed_slices
+from .quantiles import quantiles, quantiles_of_sorted
 from .report import Finding, LayerReport, Stat, Summary, stats_of
 from .rules import (  # noqa: F401  (CODES, find, _fmt and MIN_DEAD_SAMPLES are also read from here)
     _ZERO_INPUT,
@@ -134,19 +135,56 @@ class WeightGradStats:
 
 def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarray],
                   delta: np.ndarray) -> WeightGradStats:
-    """Statistics of layer l's weight gradient (engine.backward's reduce_dW): norms, |dW| mean, max, quantiles."""
+    """Statistics of layer l's weight gradient (engine.backward's reduce_dW): norms, |dW| mean, max, quantiles.
+
+    Seed ranges in threads (parallel.map_seeds): each range reduces its seeds and sorts its share of the
+    quantile sample (every k-th entry of the finite seeds' |dW| flattened in seed order, at most
+    QUANTILE_SAMPLE of them); the quantiles are then read off the sorted shares (quantiles_of_sorted),
+    the same figures as np.quantile of the whole sample."""
+    S = dW.shape[0]
+    zl, al = z[l - 1], a[l]
+
+    def reduce(sl: slice) -> tuple[np.ndarray, ...]:
+        with np.errstate(all="ignore"):
+            d = dW[sl]
+            absd = np.abs(d)
+            nonfinite = ~(all_finite(zl[sl]) & all_finite(al[sl]) & all_finite(delta[sl]) & all_finite(d))
+            return (_norm(d, (1, 2)), absd.mean(axis=(1, 2), dtype=np.float64),
+                    absd.max(axis=(1, 2)).astype(np.float64), nonfinite, absd)
+
+    parts = map_seeds(reduce, S, dW.size)
+    norm, mean_abs, max_abs, nonfinite = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    per_seed = dW[0].size
+    finite = [int((~p[3]).sum()) * per_seed for p in parts]
+    total = sum(finite)
+    step = -(-total // QUANTILE_SAMPLE) if total > QUANTILE_SAMPLE else 1
+    offsets = np.cumsum([0] + finite[:-1]).tolist()  # where each range's finite entries start in the sample
+    by_start = {sl.start: (p, off) for sl, p, off in zip(seed_slices(S, len(parts)), parts, offsets, strict=True)}
+
+    def share(sl: slice) -> np.ndarray:
+        p, offset = by_start[sl.start]
+        absd, nf = p[4], p[3]
+        flat = (absd[~nf] if nf.any() else absd).ravel()
+        return np.sort(flat[(-offset) % step::step])
+
+    quant: dict[str, float | None] = {f"q{int(round(q * 100)):02d}": None for q in QUANTILES}
+    if total:
+        sample = map_seeds(share, S, dW.size)
+        qs = quantiles_of_sorted(sample, QUANTILES)
+        quant = {k: float(x) for k, x in zip(quant, qs, strict=True)}
+    return WeightGradStats(norm, mean_abs, max_abs, nonfinite, quant)
+
+
+def all_finite(x: np.ndarray) -> np.ndarray:
+    """(S,) bool: every entry of seed k finite. A finite per-seed sum proves it (an inf or NaN entry makes the
+    sum inf or NaN); only seeds whose sum is not finite — overflow or a non-finite entry — are checked entry by
+    entry."""
     with np.errstate(all="ignore"):
-        abs_dW = np.abs(dW)
-        nonfinite = ~(np.isfinite(z[l - 1]).all(axis=(1, 2)) & np.isfinite(a[l]).all(axis=(1, 2))
-                      & np.isfinite(delta).all(axis=(1, 2)) & np.isfinite(dW).all(axis=(1, 2)))
-        absg = abs_dW[~nonfinite].ravel()
-        if absg.size > QUANTILE_SAMPLE:
-            absg = absg[:: -(-absg.size // QUANTILE_SAMPLE)]
-        qs = quantiles(absg, QUANTILES) if absg.size else [None] * len(QUANTILES)
-        quant = {f"q{int(round(q * 100)):02d}": (float(x) if x is not None else None)
-                 for q, x in zip(QUANTILES, qs, strict=True)}
-        return WeightGradStats(_norm(dW, (1, 2)), abs_dW.mean(axis=(1, 2), dtype=np.float64),
-                               abs_dW.max(axis=(1, 2)).astype(np.float64), nonfinite, quant)
+        ok = np.isfinite(x.sum(axis=tuple(range(1, x.ndim))))
+    if not ok.all():
+        bad = ~ok
+        ok[bad] = np.isfinite(x[bad]).all(axis=tuple(range(1, x.ndim)))
+    return ok
 
 
 def _output_saturation(head: str, yhat: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from .errors import GradscopeError
 from .inits import INITS, LayerContext, sample_bias
 from .layers import Dense, Dropout, Item, Norm, NormCache, Residual, dropout_mask, norm_forward, norm_vjp, walk
 from .losses import CLASS, DISTRIBUTION, LOSSES, MULTILABEL
+from .parallel import map_seeds
 from .scenario import Scenario
 
 Array = np.ndarray
@@ -267,10 +268,12 @@ def forward_trace(scenario: Scenario, params: Params, x: Array, *, step: int = 0
         if d.projection:
             return _shared_matmul(h, params.extra[f"W{d.row}"]) if h.ndim == 2 else h @ params.extra[f"W{d.row}"]
         l = d.index
-        W = params.W[l - 1]
-        z = _shared_matmul(h, W) if h.ndim == 2 else h @ W
-        if params.b is not None:
-            z += params.b[l - 1][:, None, :]
+        bias = params.b[l - 1] if params.b is not None else None
+        if d.norm is None and not d.output:
+            z, a = linear(h, params.W[l - 1], bias, d.activation, dict(d.act_params))
+            tr.h[l - 1], tr.z[l - 1], tr.u[l - 1], tr.a[l] = h, z, z, a
+            return a
+        z, _ = linear(h, params.W[l - 1], bias)
         u = z
         if d.norm is not None:
             c = norm_forward(d.norm, params.extra[f"gamma{d.norm.row}"], params.extra.get(f"beta{d.norm.row}"), z)
@@ -308,6 +311,64 @@ def forward_trace(scenario: Scenario, params: Params, x: Array, *, step: int = 0
 
     walk_fwd(scenario.items, x)
     return tr
+
+
+def linear(h: Array, W: Array, bias: Array | None, activation: str | None = None,
+           act_params: dict[str, Any] | None = None) -> tuple[Array, Array]:
+    """z = h @ W + b and a = φ(z) (a is z itself without an activation, or for the identity).
+
+    h is (S, B, n) or the ensemble's shared (B, n) input; W (S, n, m). Each seed range does its own
+    multiply, bias and activation in one go (parallel.map_seeds), so with more than one core free the
+    small per-seed GEMMs of a large ensemble and the activation run on every core (BLAS itself is then
+    held to one thread: api.run)."""
+    S, _, m = W.shape
+    z = np.empty((S, h.shape[-2], m), dtype=np.result_type(h, W))
+    act = ACTIVATIONS.get(activation) if activation is not None else None
+    a = z if act is None or act.name == "identity" else np.empty_like(z)
+    kw = act_params or {}
+
+    def work(sl: slice) -> None:
+        zs = z[sl]
+        if h.ndim == 2:
+            zs[...] = _shared_matmul(h, W[sl])
+        else:
+            np.matmul(h[sl], W[sl], out=zs)
+        if bias is not None:
+            zs += bias[sl, None, :]
+        if a is not z:
+            assert act is not None
+            if act.into is not None:
+                act.into(zs, a[sl], **kw)
+            else:
+                a[sl] = act.fn(zs, **kw)
+
+    map_seeds(work, S, z.size)
+    return z, a
+
+
+def linear_back(h: Array, g: Array, W: Array, need_dx: bool, with_db: bool,
+                act_grad: Callable[[slice], Array] | None = None) -> tuple[Array, Array | None, Array | None]:
+    """(dW, db, dx) of z = h @ W + b given g = ∂L/∂z: dW = hᵀg, db = Σ_batch g, dx = g Wᵀ.
+
+    act_grad(sl), when given, is φ'(z) of the seed range: g is first multiplied by it in place (the δ of a
+    hidden layer). Per seed range, like linear()."""
+    S = W.shape[0]
+    dW = np.empty(W.shape, dtype=np.result_type(h, g))
+    db = np.empty((S, g.shape[-1]), dtype=g.dtype) if with_db else None
+    dx = np.empty((S, g.shape[-2], W.shape[-2]), dtype=np.result_type(g, W)) if need_dx else None
+
+    def work(sl: slice) -> None:
+        gs = g[sl]
+        if act_grad is not None:
+            gs *= act_grad(sl)
+        np.matmul(np.swapaxes(h, -1, -2) if h.ndim == 2 else np.swapaxes(h[sl], -1, -2), gs, out=dW[sl])
+        if db is not None:
+            np.sum(gs, axis=-2, out=db[sl])
+        if dx is not None:
+            np.matmul(gs, np.swapaxes(W[sl], -1, -2), out=dx[sl])
+
+    map_seeds(work, S, g.size)
+    return dW, db, dx
 
 
 def _shared_matmul(x: Array, W: Array) -> Array:
@@ -373,20 +434,29 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
 
     def dense_back(d: Dense, g: Array, need_dx: bool) -> Array | None:
         l = d.index
+        grad_of: Callable[[slice], Array] | None = None
         if not d.output:
-            g *= ACTIVATIONS.get(d.activation).grad(tr.u[l - 1], tr.a[l], **dict(d.act_params))
-            if d.norm is not None:
+            act = ACTIVATIONS.get(d.activation)
+            kw = dict(d.act_params)
+            u, a = tr.u[l - 1], tr.a[l]
+
+            def act_grad(sl: slice) -> Array:
+                return act.grad(u[sl], a[sl], **kw)
+
+            if d.norm is None:
+                grad_of = act_grad  # applied per seed range inside linear_back
+            else:
+                map_seeds(lambda sl: g[sl].__imul__(act_grad(sl)), S, g.size)
                 g = norm_back(d.norm, g)
+        w, gb, dx = linear_back(tr.h[l - 1], g, params.W[l - 1], need_dx, db is not None, grad_of)
         delta[l - 1] = g
-        h = tr.h[l - 1]
-        w = np.swapaxes(h, -1, -2) @ g
         if reduce_dW is not None and stats is not None:
             stats.append(reduce_dW(l, w, tr.z, tr.a, g))
         dW[l - 1] = w if keep_dW is None or l in keep_dW else None  # type: ignore[call-overload]
         del w
         if db is not None:
-            db[l - 1] = g.sum(axis=-2)
-        return g @ np.swapaxes(params.W[l - 1], -1, -2) if need_dx else None
+            db[l - 1] = gb
+        return dx
 
     def walk_back(items: tuple[Item, ...], g: Array, need_dx: bool) -> Array | None:
         for i in range(len(items) - 1, -1, -1):

@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# GRADSCOPE_THREADS=1 keeps gradscope's own per-run choice (runtime.blas_threads) at one thread too
+# GRADSCOPE_THREADS=1 keeps gradscope's own per-run choice (parallel.blas_threads) at one thread too
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GRADSCOPE_THREADS")
 
 
 def default_jobs(n_tasks: int) -> int:
     """One worker per free core (runtime.free_cores: usable cores not running other threads), never more
     than there are tasks."""
-    from .runtime import free_cores
+    from .cores import free_cores
 
     return max(1, min(free_cores(), n_tasks))
 

@@ -11,7 +11,7 @@ compares against np.quantile).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -21,7 +21,20 @@ def quantiles(x: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 1 or not x.size or x.dtype.kind != "f" or np.isnan(x).any():
         return np.quantile(x, qs)
-    n = x.size
+    return _interpolate(x.size, qs, x.dtype, lambda ranks: order_statistics(x, ranks))
+
+
+def quantiles_of_sorted(parts: Sequence[np.ndarray], qs: Sequence[float]) -> np.ndarray:
+    """quantiles(np.concatenate(parts), qs) from 1-D parts each already sorted ascending, without merging them
+    (the parts of a sample sorted in threads). At least one part non-empty; no NaN."""
+    parts = [p for p in parts if p.size]
+    n = sum(p.size for p in parts)
+    return _interpolate(n, qs, parts[0].dtype, lambda ranks: select_ranks(parts, ranks))
+
+
+def _interpolate(n: int, qs: Sequence[float], dtype: np.dtype, values_at: Callable[[list[int]], dict[int, float]]
+                 ) -> np.ndarray:
+    """np.quantile's method "linear" for n sorted values of which values_at(ranks) gives those needed."""
     vi = (n - 1) * np.asarray(qs, dtype=np.float64)
     prev = np.floor(vi)
     nxt = prev + 1
@@ -32,9 +45,9 @@ def quantiles(x: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     prev[below] = 0
     nxt[below] = 0
     pi, ni = prev.astype(np.intp).tolist(), nxt.astype(np.intp).tolist()
-    values = order_statistics(x, sorted(set(pi) | set(ni)))
-    a = np.array([values[k] for k in pi], dtype=x.dtype)
-    b = np.array([values[k] for k in ni], dtype=x.dtype)
+    values = values_at(sorted(set(pi) | set(ni)))
+    a = np.array([values[k] for k in pi], dtype=dtype)
+    b = np.array([values[k] for k in ni], dtype=dtype)
     t = vi - prev
     diff = b - a
     out = np.add(a, diff * t)
@@ -46,3 +59,40 @@ def order_statistics(x: np.ndarray, ranks: list[int]) -> dict[int, float]:
     """{rank: the value at that 0-based rank of x sorted ascending} for in-range ranks."""
     v = np.sort(x)
     return {r: v[r] for r in ranks}
+
+
+def select_ranks(parts: Sequence[np.ndarray], ranks: list[int]) -> dict[int, float]:
+    """{rank: value at that 0-based rank of the union of ascending-sorted parts}, as if merged and sorted.
+
+    The value at rank r is the smallest v with count(union ≤ v) ≥ r + 1. In each part, a binary search
+    (over all ranks at once) finds its first element meeting that; the least of the parts' candidates is v.
+    log₂(part size) rounds of one searchsorted per part, instead of a merge of every value."""
+    if len(parts) == 1:
+        return {r: parts[0][r] for r in ranks}
+    need = np.asarray(ranks, dtype=np.intp) + 1
+    best: np.ndarray | None = None
+    have = np.zeros(need.size, dtype=bool)
+    for p in parts:
+        lo = np.zeros(need.size, dtype=np.intp)
+        hi = np.full(need.size, p.size, dtype=np.intp)
+        while True:
+            active = lo < hi
+            if not active.any():
+                break
+            mid = (lo + hi) // 2
+            v = p[np.minimum(mid, p.size - 1)]
+            count = sum(np.searchsorted(q, v, side="right") for q in parts)
+            ok = count >= need
+            hi = np.where(active & ok, mid, hi)
+            lo = np.where(active & ~ok, mid + 1, lo)
+        found = lo < p.size
+        cand = p[np.minimum(lo, p.size - 1)]
+        if best is None:
+            best = cand.copy()
+            have = found.copy()
+        else:
+            take = found & (~have | (cand < best))
+            best[take] = cand[take]
+            have |= found
+    assert best is not None and have.all()
+    return {r: best[i] for i, r in enumerate(ranks)}

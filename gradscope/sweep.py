@@ -175,7 +175,7 @@ def run_point(index: int, point: dict[str, Any], scenario: Any, max_memory: int 
     for a worker process; in-process the caller sets it around the loop); a point that cannot run (memory
     limit, bad combination) comes back as a record with its error."""
     from .api import run
-    from .runtime import THREADS_ENV
+    from .parallel import THREADS_ENV
     from .theory import prime_critical
 
     if pin_threads:
@@ -194,7 +194,7 @@ def run_point(index: int, point: dict[str, Any], scenario: Any, max_memory: int 
 
 
 def _in_process(tasks: list[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
-    from .runtime import THREADS_ENV
+    from .parallel import THREADS_ENV
 
     saved = os.environ.get(THREADS_ENV)
     os.environ[THREADS_ENV] = "1"

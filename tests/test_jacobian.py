@@ -19,7 +19,7 @@ from gradscope.jacobian import (
     singular_values,
     steps_for,
 )
-from gradscope.runtime import limit_blas
+from gradscope.parallel import limit_blas
 from gradscope.scenario import load_scenario
 
 

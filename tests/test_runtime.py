@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import gradscope
-from gradscope import runtime
+from gradscope import parallel
 from gradscope.errors import GradscopeError
 
 
@@ -27,13 +27,13 @@ def test_lazy_names_resolve() -> None:
 
 
 def test_blas_threads_by_size_and_override() -> None:
-    assert runtime.blas_threads(1000, env={}) == 1
-    big = runtime.blas_threads(runtime.PARALLEL_GEMM_MACS, env={})
-    assert 1 <= big <= runtime.usable_cores()
-    assert runtime.blas_threads(10, env={"GRADSCOPE_THREADS": "3"}) == 3
+    assert parallel.blas_threads(1000, env={}) == 1
+    big = parallel.blas_threads(parallel.PARALLEL_GEMM_MACS, env={})
+    assert 1 <= big <= parallel.usable_cores()
+    assert parallel.blas_threads(10, env={"GRADSCOPE_THREADS": "3"}) == 3
     for bad in ("0", "two", "-1"):
         with pytest.raises(GradscopeError, match="GRADSCOPE_THREADS"):
-            runtime.blas_threads(10, env={"GRADSCOPE_THREADS": bad})
+            parallel.blas_threads(10, env={"GRADSCOPE_THREADS": bad})
 
 
 def test_limit_blas_applies_and_restores() -> None:
@@ -43,14 +43,14 @@ def test_limit_blas_applies_and_restores() -> None:
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
     before = blas()
-    with runtime.limit_blas(1):
+    with parallel.limit_blas(1):
         assert all(n == 1 for n in blas())
     assert blas() == before
 
 
 def test_run_uses_the_chosen_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
-    real = runtime.limit_blas
+    real = parallel.limit_blas
 
     def spy(n: int):  # type: ignore[no-untyped-def]
         seen.append(n)

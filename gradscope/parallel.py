@@ -1,0 +1,180 @@
+"""Elementwise work and per-seed reductions split over the seed axis, in threads.
+
+BLAS spreads a pass's matrix multiplies over the cores, but everything between them — activations and their
+derivatives, the statistics of every layer, the sort behind the |∂L/∂W| quantiles — is single-threaded NumPy,
+and on a 2-core machine that left one core idle for half of a run. NumPy releases the GIL inside ufuncs,
+reductions and sorts, so the ensemble's arrays, cut into contiguous seed ranges and handed to threads, are
+worked on by every free core at once.
+
+Each seed range computes exactly what the whole array would give for its seeds, bit for bit: elementwise
+operations are elementwise, and a reduction over axes (1, 2) of seed k reads the same memory in the same
+order whether it is part of a slice or of the whole (tests/test_parallel.py).
+
+How many threads a run uses is chosen once, before its first pass (`using(workers_for_run(...))` in
+api.run), from the cores free at that moment (cores.free_cores): a core another process is busy on is
+not fought for, and the BLAS threads that spin for a while after a multiply are never mistaken for a
+busy machine. Outside `using`, everything runs in the calling thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .cores import free_cores, usable_cores
+
+T = TypeVar("T")
+
+# A GEMM of fewer multiply-adds than this runs on one thread: splitting ~0.5 ms of work costs more in
+# hand-offs than it saves, and a second thread that has to wait for a busy core stalls every call.
+PARALLEL_GEMM_MACS = 1 << 22
+THREADS_ENV = "GRADSCOPE_THREADS"
+
+
+_controller: Any = None
+
+# Arrays of fewer entries than this are worked on in one thread: handing ~0.1 ms of work to another
+# thread costs about as much as it saves.
+PARALLEL_VALUES = 1 << 16
+
+_workers: contextvars.ContextVar[int] = contextvars.ContextVar("gradscope_workers", default=1)
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child the parent's pool threads do not exist: start a new pool when one is needed."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def workers_for_run(seeds: int, largest_values: int, env: dict[str, str] | None = None) -> int:
+    """Seed-range threads for a run of `seeds` seeds whose largest per-layer array has this many entries.
+
+    The free cores (or GRADSCOPE_THREADS), when the arrays are large enough and the seeds split evenly
+    enough over them (a remainder range is accepted when every range has at least 8 seeds); otherwise 1,
+    and the run's multiplies are left to BLAS's own threads (blas_threads)."""
+    forced = threads_override(env)
+    if largest_values < PARALLEL_VALUES:
+        return 1
+    n = min(forced if forced is not None else free_cores(), seeds)
+    while n > 1 and seeds % n and seeds < 8 * n:
+        n -= 1
+    return n
+
+
+@contextlib.contextmanager
+def using(workers: int) -> Iterator[None]:
+    """Split elementwise work over `workers` threads inside the block (this thread and its context only)."""
+    token = _workers.set(max(1, int(workers)))
+    try:
+        yield
+    finally:
+        _workers.reset(token)
+
+
+def workers(values: int) -> int:
+    """Threads for one array operation of this many entries, under the current `using`."""
+    return _workers.get() if values >= PARALLEL_VALUES else 1
+
+
+def seed_slices(S: int, parts: int) -> list[slice]:
+    """range(S) cut into min(parts, S) contiguous, near-equal slices (the first ones one longer)."""
+    parts = max(1, min(parts, S))
+    q, r = divmod(S, parts)
+    out, start = [], 0
+    for i in range(parts):
+        stop = start + q + (1 if i < r else 0)
+        out.append(slice(start, stop))
+        start = stop
+    return out
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The process's pool: one thread per usable core but this one, created once (never replaced while a
+    run in another thread may be submitting to it)."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, usable_cores() - 1), thread_name_prefix="gradscope")
+        return _pool
+
+
+def _alone(fn: Callable[[slice], T], sl: slice) -> T:
+    """fn(sl) with further splitting switched off (a range never waits on the pool it runs in)."""
+    token = _workers.set(1)
+    try:
+        return fn(sl)
+    finally:
+        _workers.reset(token)
+
+
+def map_seeds(fn: Callable[[slice], T], S: int, values: int) -> list[T]:
+    """[fn(slice) for each seed range], the ranges run at once when `values` (the entries the work touches
+    per call of fn(slice(0, S))) is large enough and `using` allows more than one thread.
+
+    The first range runs in this thread, the others in the pool; every range has finished before this
+    returns (also when one raises: the others may be writing into arrays the caller owns). Each range runs
+    in a copy of this thread's context, so np.errstate applies inside it too."""
+    slices = seed_slices(S, workers(values))
+    if len(slices) == 1:
+        return [fn(slices[0])]
+    pool = _executor()
+    futures: list[Future[T]] = [pool.submit(contextvars.copy_context().run, _alone, fn, sl) for sl in slices[1:]]
+    try:
+        first = _alone(fn, slices[0])
+    finally:
+        for f in futures:
+            f.exception()  # wait for every range before anything is returned or raised
+    return [first] + [f.result() for f in futures]
+
+
+def threads_override(env: dict[str, str] | None = None) -> int | None:
+    """GRADSCOPE_THREADS=N (a positive integer): the threads a run may use, or None when it is not set."""
+    text = (os.environ if env is None else env).get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        from .errors import GradscopeError
+
+        raise GradscopeError(f"{THREADS_ENV}={text!r}: expected a positive number of threads")
+    return value
+
+
+def blas_threads(largest_gemm_macs: int, env: dict[str, str] | None = None) -> int:
+    """BLAS threads for a run whose largest single matrix multiply has this many multiply-adds.
+
+    GRADSCOPE_THREADS=N overrides the choice; otherwise one thread for small GEMMs and the free cores
+    (see free_cores) for large ones.
+    """
+    forced = threads_override(env)
+    if forced is not None:
+        return forced
+    if largest_gemm_macs < PARALLEL_GEMM_MACS:
+        return 1
+    return free_cores()
+
+
+@contextlib.contextmanager
+def limit_blas(threads: int) -> Iterator[None]:
+    """Run the block with `threads` BLAS threads (threadpoolctl), restoring the previous setting after."""
+    global _controller
+    from threadpoolctl import ThreadpoolController
+
+    if _controller is None:
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=threads, user_api="blas"):
+        yield
