@@ -78,40 +78,31 @@ def _act_grad(scenario: Scenario, l: int, z: np.ndarray, a: np.ndarray) -> tuple
 
 def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.ndarray] | None
                  ) -> list[LayerArrays]:
-    """Every per-seed statistic of every layer, shape (S,) each; `update`: ‖ΔW_l‖/‖W_l‖ per layer, or None."""
+    """Every per-seed statistic of every layer, shape (S,) each; `update`: ‖ΔW_l‖/‖W_l‖ per layer, or None.
+
+    The reductions over the big arrays (δ, W, z, a, φ') are made per seed range in threads, all layers of a
+    range in one go (_range_statistics); the same numbers as over the whole ensemble."""
     L = scenario.n_layers
     out: list[LayerArrays] = []
     with np.errstate(all="ignore"):
         gstats = p.dW_stats if p.dW_stats is not None else [
             dW_statistics(l, p.dW[l - 1], p.z, p.a, p.delta[l - 1]) for l in range(1, L + 1)]
         wgn = [g.norm for g in gstats]
-        dn = [_norm(d, (1, 2)) for d in p.delta]
-        u = p.trace.u if p.trace is not None else p.z  # what each activation sees (z, or norm(z))
+        S = params.W[0].shape[0]
+        ranges = map_seeds(lambda sl: _range_statistics(scenario, params, p, sl), S,
+                           sum(d.size for d in p.delta))
+        big = [{k: np.concatenate([r[l][k] for r in ranges]) for k in ranges[0][l]} for l in range(L)]
+        dn = [b["delta_norm"] for b in big]
         for l in range(1, L + 1):
-            z, a, W = u[l - 1], p.a[l], params.W[l - 1]
-            S = W.shape[0]
             v: dict[str, np.ndarray] = {}
             v["weight_grad_norm"] = wgn[l - 1]
             v["bias_grad_norm"] = _norm(p.db[l - 1], (1,)) if p.db is not None else np.full(S, np.nan)
             v["delta_norm"] = dn[l - 1]
-            v["grad_weight_ratio"] = _div(wgn[l - 1], _norm(W, (1, 2)))
+            v["grad_weight_ratio"] = _div(wgn[l - 1], big[l - 1]["weight_norm"])
             v["gradient_ratio"] = _div(wgn[l - 1], wgn[L - 1])
-            v["preact_mean"] = z.mean(axis=(1, 2), dtype=np.float64)
-            v["preact_std"] = z.std(axis=(1, 2), dtype=np.float64)
-            v["act_mean"] = a.mean(axis=(1, 2), dtype=np.float64)
-            v["act_std"] = a.std(axis=(1, 2), dtype=np.float64)
-            fprime, gmax = _act_grad(scenario, l, z, a)
-            act = ACTIVATIONS.get(scenario.activations[l - 1].name) if l <= scenario.depth else None
-            if act is not None and fprime is not None:
-                v["saturation"] = ((fprime < SATURATION_LEVEL * gmax).mean(axis=(1, 2), dtype=np.float64)
-                                   if act.saturating else np.zeros(S))
-                v["dead_fraction"] = ((fprime < DEAD_LEVEL * gmax).all(axis=1).mean(axis=1, dtype=np.float64)
-                                      if act.can_die else np.zeros(S))
-                v["act_grad_mean"] = fprime.mean(axis=(1, 2), dtype=np.float64)
-            else:
-                v["saturation"] = _output_saturation(scenario.output_activation, a)
-                v["dead_fraction"] = np.zeros(S)
-                v["act_grad_mean"] = np.full(S, np.nan)
+            for k in ("preact_mean", "preact_std", "act_mean", "act_std", "saturation", "dead_fraction",
+                      "act_grad_mean"):
+                v[k] = big[l - 1][k]
             v["mean_abs_grad"] = gstats[l - 1].mean_abs
             v["max_abs_grad"] = gstats[l - 1].max_abs
             v["delta_ratio"] = _div(dn[l - 1], dn[L - 1])
@@ -119,6 +110,37 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.nd
             v["update_ratio"] = (np.asarray(update[l - 1], dtype=np.float64) if update is not None
                                  else np.full(S, np.nan))
             out.append(LayerArrays(v, gstats[l - 1].nonfinite, gstats[l - 1].quantiles))
+    return out
+
+
+def _range_statistics(scenario: Scenario, params: Params, p: Pass, sl: slice) -> list[dict[str, np.ndarray]]:
+    """Per layer, the per-seed reductions of seeds `sl` over the big arrays: ‖δ‖, ‖W‖, mean and std of
+    what the activation sees (z, or norm(z)) and of a, and the φ'-based saturation, dead fraction, mean φ'."""
+    L = scenario.n_layers
+    u = p.trace.u if p.trace is not None else p.z  # what each activation sees (z, or norm(z))
+    out = []
+    with np.errstate(all="ignore"):
+        for l in range(1, L + 1):
+            z, a, W = u[l - 1][sl], p.a[l][sl], params.W[l - 1][sl]
+            k = W.shape[0]
+            v = {"delta_norm": _norm(p.delta[l - 1][sl], (1, 2)), "weight_norm": _norm(W, (1, 2)),
+                 "preact_mean": z.mean(axis=(1, 2), dtype=np.float64),
+                 "preact_std": z.std(axis=(1, 2), dtype=np.float64),
+                 "act_mean": a.mean(axis=(1, 2), dtype=np.float64),
+                 "act_std": a.std(axis=(1, 2), dtype=np.float64)}
+            fprime, gmax = _act_grad(scenario, l, z, a)
+            act = ACTIVATIONS.get(scenario.activations[l - 1].name) if l <= scenario.depth else None
+            if act is not None and fprime is not None:
+                v["saturation"] = ((fprime < SATURATION_LEVEL * gmax).mean(axis=(1, 2), dtype=np.float64)
+                                   if act.saturating else np.zeros(k))
+                v["dead_fraction"] = ((fprime < DEAD_LEVEL * gmax).all(axis=1).mean(axis=1, dtype=np.float64)
+                                      if act.can_die else np.zeros(k))
+                v["act_grad_mean"] = fprime.mean(axis=(1, 2), dtype=np.float64)
+            else:
+                v["saturation"] = _output_saturation(scenario.output_activation, a)
+                v["dead_fraction"] = np.zeros(k)
+                v["act_grad_mean"] = np.full(k, np.nan)
+            out.append(v)
     return out
 
 
