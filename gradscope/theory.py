@@ -296,6 +296,12 @@ class LayerPrediction:
 
 
 @functools.cache
+def _hermite_1d(k: int = 16) -> np.ndarray:
+    """The k probabilists' Gauss–Hermite nodes the 2-D rule is the tensor product of."""
+    return np.polynomial.hermite_e.hermegauss(k)[0]
+
+
+@functools.cache
 def _hermite_2d(k: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tensor Gauss–Hermite nodes (z1, z2) and weights for two independent N(0, 1) variables."""
     x, w = np.polynomial.hermite_e.hermegauss(k)
@@ -360,13 +366,22 @@ def _pair_kernels(activation: tuple[str, dict[str, Any]], cov: np.ndarray) -> tu
         return _arccos_kernels(cov, float(params.get("negative_slope", 0.01)) if name == "leaky_relu" else 0.0)
     # pair_expectation(φ, φ, cov) and pair_expectation(φ', φ', cov) on one set of nodes, φ evaluated once
     # (φ' reuses it, as _phi's grad does): the same numbers, a third of the evaluations
+    # u1 = sd_b·z1 takes only k distinct values per sample (z1 runs over the k Hermite nodes, each repeated k
+    # times): φ and φ' there are evaluated once per sample and node and repeated, the same numbers
     act = ACTIVATIONS.get(name)
     p = dict(params or {})
-    u1, u2, w, bi, bj = _pair_nodes(cov)
-    f1, f2 = act.fn(u1, **p), act.fn(u2, **p)
+    _, u2, w, bi, bj = _pair_nodes(cov)
+    nodes = _hermite_1d()
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    s1 = sd[:, None] * nodes[None, :]  # (m, k): the values of u1
+    F1 = act.fn(s1, **p)
+    G1 = act.grad(s1, F1, **p)
+    f1 = np.repeat(F1[bi], nodes.size, axis=1)
+    g1 = np.repeat(G1[bi], nodes.size, axis=1)
+    f2 = act.fn(u2, **p)
     m = cov.shape[0]
     return (_pair_fill((f1 * f2) @ w, bi, bj, m),
-            _pair_fill((act.grad(u1, f1, **p) * act.grad(u2, f2, **p)) @ w, bi, bj, m))
+            _pair_fill((g1 * act.grad(u2, f2, **p)) @ w, bi, bj, m))
 
 
 def batch_gradient_ratio(sizes: Sequence[int], activations: Sequence[tuple[str, dict[str, Any]]],

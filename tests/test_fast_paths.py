@@ -101,3 +101,19 @@ def test_threaded_draws_same_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     for a, b in zip(serial.W + (serial.b or []), threaded.W + (threaded.b or []), strict=True):
         assert a.tobytes() == b.tobytes()
     assert serial.b is not None
+
+
+@pytest.mark.parametrize("act", [("tanh", {}), ("sigmoid", {}), ("gelu", {"approximate": "none"}),
+                                 ("softplus", {"beta": 2.0}), ("elu", {"alpha": 0.5})])
+def test_pair_kernels_are_the_pair_expectations(act: tuple[str, dict]) -> None:
+    """_pair_kernels evaluates φ at u1's few distinct values once: the same bits as pair_expectation."""
+    from gradscope.theory import _pair_kernels, _phi, pair_expectation
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 12))
+    cov = x @ x.T / 12
+    cov[3, :] = cov[:, 3] = 0.0  # a sample of zero variance
+    fn, grad = _phi(*act)
+    value, deriv = _pair_kernels(act, cov)
+    assert np.array_equal(value, pair_expectation(fn, fn, cov))
+    assert np.array_equal(deriv, pair_expectation(grad, grad, cov))
