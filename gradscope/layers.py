@@ -21,6 +21,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from .parallel import map_seeds
 from .registry import Entry, Param, Registry
 
 Array = np.ndarray
@@ -172,36 +173,56 @@ class NormCache:
 
 
 def norm_forward(spec: Norm, gamma: Array, beta: Array | None, x: Array) -> NormCache:
-    """y = γ·x̂ + β, γ and β (S, n) broadcast over the batch."""
+    """y = γ·x̂ + β, γ and β (S, n) broadcast over the batch. Per seed range in threads (parallel.map_seeds)."""
     kind = spec.entry
     ax = kind.axis
     eps = spec.eps_for(x.dtype)
-    if kind.center:
-        xc = x - x.mean(axis=ax, keepdims=True)
-        var = np.mean(xc * xc, axis=ax, keepdims=True)
-    else:
-        xc = x
-        var = np.mean(x * x, axis=ax, keepdims=True)
-    inv = 1.0 / np.sqrt(var + eps)
-    xhat = xc * inv
-    y = xhat * gamma[:, None, :]
-    if beta is not None:
-        y += beta[:, None, :]
+    S = x.shape[0]
+    inv = np.empty(tuple(1 if i == ax % x.ndim else n for i, n in enumerate(x.shape)), dtype=x.dtype)
+    xhat = np.empty(x.shape, dtype=x.dtype)
+    y = np.empty(x.shape, dtype=np.result_type(x, gamma))
+
+    def work(sl: slice) -> None:
+        xs = x[sl]
+        if kind.center:
+            xc = xs - xs.mean(axis=ax, keepdims=True)
+            var = np.mean(xc * xc, axis=ax, keepdims=True)
+        else:
+            xc = xs
+            var = np.mean(xs * xs, axis=ax, keepdims=True)
+        inv[sl] = 1.0 / np.sqrt(var + eps)
+        np.multiply(xc, inv[sl], out=xhat[sl])
+        np.multiply(xhat[sl], gamma[sl, None, :], out=y[sl])
+        if beta is not None:
+            y[sl] += beta[sl, None, :]
+
+    map_seeds(work, S, x.size)
     return NormCache(x, xhat, inv, y)
 
 
 def norm_vjp(spec: Norm, gamma: Array, c: NormCache, dy: Array) -> tuple[Array, Array, Array | None]:
-    """(∂L/∂x, ∂L/∂γ, ∂L/∂β) from ∂L/∂y; γ, β gradients summed over the batch, (S, n)."""
+    """(∂L/∂x, ∂L/∂γ, ∂L/∂β) from ∂L/∂y; γ, β gradients summed over the batch, (S, n). Per seed range."""
     kind = spec.entry
     ax = kind.axis
-    dgamma = np.sum(dy * c.xhat, axis=-2)
-    dbeta = np.sum(dy, axis=-2) if kind.has_beta else None
-    g = dy * gamma[:, None, :]
-    proj = np.mean(g * c.xhat, axis=ax, keepdims=True)
-    dx = g - c.xhat * proj
-    if kind.center:
-        dx -= np.mean(g, axis=ax, keepdims=True)
-    dx *= c.inv
+    S, n = dy.shape[0], dy.shape[-1]
+    dgamma = np.empty((S, n), dtype=np.result_type(dy, c.xhat))
+    dbeta = np.empty((S, n), dtype=dy.dtype) if kind.has_beta else None
+    dx = np.empty(dy.shape, dtype=np.result_type(dy, gamma, c.xhat, c.inv))
+
+    def work(sl: slice) -> None:
+        d, xh = dy[sl], c.xhat[sl]
+        np.sum(d * xh, axis=-2, out=dgamma[sl])
+        if dbeta is not None:
+            np.sum(d, axis=-2, out=dbeta[sl])
+        g = d * gamma[sl, None, :]
+        proj = np.mean(g * xh, axis=ax, keepdims=True)
+        out = dx[sl]
+        np.subtract(g, xh * proj, out=out)
+        if kind.center:
+            out -= np.mean(g, axis=ax, keepdims=True)
+        out *= c.inv[sl]
+
+    map_seeds(work, S, dy.size)
     return dx, dgamma, dbeta
 
 
