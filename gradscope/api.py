@@ -47,10 +47,8 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         sc = enable(sc, **(jacobian if isinstance(jacobian, dict) else {})) if jacobian is not False else sc
     check_memory(sc, max_memory)
     _check_jacobian_memory(sc, max_memory)
-    batch = _largest_batch(sc)
-    workers = workers_for_run(sc.seeds, sc.seeds * batch * max(sc.sizes))
-    # seed ranges in threads do the pass's multiplies one BLAS thread each; a single range leaves them to BLAS
-    with limit_blas(1 if workers > 1 else blas_threads(largest_gemm(sc, batch))), using(workers):
+    workers, blas = run_threads(sc)
+    with limit_blas(blas), using(workers):
         if sc.train is not None:
             from .training import train
 
@@ -59,6 +57,15 @@ def run(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         params = init_params(sc)
         return analyze(sc, params, data.x, loss_target(sc, data), label=label, keep_gradients=keep_gradients,
                        dropout=not eval_mode)
+
+
+def run_threads(sc: Scenario) -> tuple[int, int]:
+    """(seed-range threads, BLAS threads) a run of this scenario uses, chosen from its size and the cores free
+    now (parallel.workers_for_run, parallel.blas_threads): seed ranges in threads do the pass's multiplies
+    one BLAS thread each; a single range leaves them to BLAS's own threads."""
+    batch = _largest_batch(sc)
+    workers = workers_for_run(sc.seeds, sc.seeds * batch * max(sc.sizes))
+    return workers, 1 if workers > 1 else blas_threads(largest_gemm(sc, batch))
 
 
 def _check_jacobian_memory(sc: Scenario, max_memory: int) -> None:
