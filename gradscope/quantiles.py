@@ -64,35 +64,32 @@ def order_statistics(x: np.ndarray, ranks: list[int]) -> dict[int, float]:
 def select_ranks(parts: Sequence[np.ndarray], ranks: list[int]) -> dict[int, float]:
     """{rank: value at that 0-based rank of the union of ascending-sorted parts}, as if merged and sorted.
 
-    The value at rank r is the smallest v with count(union ≤ v) ≥ r + 1. In each part, a binary search
-    (over all ranks at once) finds its first element meeting that; the least of the parts' candidates is v.
-    log₂(part size) rounds of one searchsorted per part, instead of a merge of every value."""
+    Two parts (two seed ranges): a binary search per rank over how many of the first r + 1 values come from
+    the first part, O(log n) scalar steps. More parts: their concatenation sorted."""
     if len(parts) == 1:
         return {r: parts[0][r] for r in ranks}
-    need = np.asarray(ranks, dtype=np.intp) + 1
-    best: np.ndarray | None = None
-    have = np.zeros(need.size, dtype=bool)
-    for p in parts:
-        lo = np.zeros(need.size, dtype=np.intp)
-        hi = np.full(need.size, p.size, dtype=np.intp)
-        while True:
-            active = lo < hi
-            if not active.any():
-                break
-            mid = (lo + hi) // 2
-            v = p[np.minimum(mid, p.size - 1)]
-            count = sum(np.searchsorted(q, v, side="right") for q in parts)
-            ok = count >= need
-            hi = np.where(active & ok, mid, hi)
-            lo = np.where(active & ~ok, mid + 1, lo)
-        found = lo < p.size
-        cand = p[np.minimum(lo, p.size - 1)]
-        if best is None:
-            best = cand.copy()
-            have = found.copy()
+    if len(parts) == 2:
+        return {r: _kth_of_two(parts[0], parts[1], r) for r in ranks}
+    return order_statistics(np.concatenate(parts), ranks)
+
+
+def _kth_of_two(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """The value at 0-based rank k of the union of sorted a and b.
+
+    Take i values from a and j = k + 1 - i from b: i is right when a[i-1] ≤ b[j] and b[j-1] ≤ a[i] (where
+    those exist); the answer is then the larger of a[i-1] and b[j-1]."""
+    n, m = a.size, b.size
+    lo, hi = max(0, k + 1 - m), min(k + 1, n)
+    while True:
+        i = (lo + hi) // 2
+        j = k + 1 - i
+        if i < n and j > 0 and b[j - 1] > a[i]:
+            lo = i + 1  # too few from a
+        elif i > 0 and j < m and a[i - 1] > b[j]:
+            hi = i - 1  # too many from a
         else:
-            take = found & (~have | (cand < best))
-            best[take] = cand[take]
-            have |= found
-    assert best is not None and have.all()
-    return {r: best[i] for i, r in enumerate(ranks)}
+            if i == 0:
+                return b[j - 1]
+            if j == 0:
+                return a[i - 1]
+            return max(a[i - 1], b[j - 1])

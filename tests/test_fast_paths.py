@@ -117,3 +117,23 @@ def test_pair_kernels_are_the_pair_expectations(act: tuple[str, dict]) -> None:
     value, deriv = _pair_kernels(act, cov)
     assert np.array_equal(value, pair_expectation(fn, fn, cov))
     assert np.array_equal(deriv, pair_expectation(grad, grad, cov))
+
+
+def test_quantiles_of_sorted_parts_are_np_quantile() -> None:
+    """Quantiles read off sorted parts (the seed ranges' shares of the sample) are np.quantile's of the whole."""
+    from gradscope.quantiles import quantiles_of_sorted, select_ranks
+
+    rng = np.random.default_rng(1)
+    qs = [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
+    for trial in range(600):
+        n = int(rng.integers(1, 300))
+        x = rng.standard_normal(n)
+        if trial % 3 == 0:
+            x = np.round(x, 1)  # ties across the parts
+        if trial % 5 == 0:
+            x = np.abs(x) * (rng.random(n) < 0.5)  # many zeros, as a ReLU net's |dW|
+        cuts = np.sort(rng.integers(0, n + 1, int(rng.integers(0, 4))))
+        parts = [np.sort(p) for p in np.split(x, cuts)]
+        assert np.array_equal(quantiles_of_sorted(parts, qs), np.quantile(x, qs))
+        ranks = sorted(set(rng.integers(0, n, 5).tolist()))
+        assert select_ranks([p for p in parts if p.size], ranks) == {r: np.sort(x)[r] for r in ranks}
