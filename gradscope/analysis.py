@@ -16,7 +16,7 @@ from .diagnostics import Diagnosis, diagnose, dW_statistics
 from .engine import Params, Pass, largest_gemm, run_pass
 from .parallel import blas_threads, limit_blas
 from .report import RunReport
-from .scenario import Scenario
+from .scenario import Scenario, jacobian_options
 
 
 def measure(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarray, *, with_theory: bool = True,
@@ -56,12 +56,12 @@ def analyze(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
 
 def _jacobian(scenario: Scenario, params: Params, p: Any) -> tuple[Any, list[Any]]:
     """The Jacobian analysis of the pass when the scenario asks for it (analysis.jacobian or --jacobian)."""
+    opts = jacobian_options(scenario)
+    if opts is None:
+        return None, []
     from . import jacobian
     from .rules import jacobian_findings
 
-    opts = jacobian.options(scenario)
-    if opts is None:
-        return None, []
     # its products are not split by seed: BLAS gets the threads the run's size calls for (api.run may have
     # held it to one for the seed-parallel pass)
     with limit_blas(blas_threads(largest_gemm(scenario))):

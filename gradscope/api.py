@@ -14,7 +14,7 @@ from .errors import GradscopeError
 from .layers import NORMS
 from .parallel import blas_threads, limit_blas, using, workers_for_run
 from .report import RunReport
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, jacobian_options, load_scenario
 
 __all__ = ["DEFAULT_MAX_MEMORY", "analyze", "run", "save_arrays"]
 
@@ -69,12 +69,12 @@ def run_threads(sc: Scenario) -> tuple[int, int]:
 
 
 def _check_jacobian_memory(sc: Scenario, max_memory: int) -> None:
-    from .engine import _human
-    from .jacobian import jacobian_bytes, options
-
-    opts = options(sc)
+    opts = jacobian_options(sc)
     if opts is None:
         return
+    from .engine import _human
+    from .jacobian import jacobian_bytes
+
     need = jacobian_bytes(sc, opts["samples"], opts["at"])
     if need > max_memory:
         raise GradscopeError(f"{sc.source}: the Jacobian analysis needs about {_human(need)} (seeds={sc.seeds}, "

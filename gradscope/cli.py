@@ -7,7 +7,7 @@ check failed; 2 bad input (usage, YAML, schema, file); 130 interrupted.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -219,7 +219,6 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
       gradscope run scenarios/relu-he.yaml --seeds 64 --set network.depth=50
     """
     from . import api, render
-    from .checks import evaluate
     from .engine import parse_size
 
     with _errors():
@@ -240,6 +239,8 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
               markdown=lambda: render.run_markdown(report),
               table=lambda: render.run_renderable(report, quiet=quiet, width=_width(output)))
         if sc.expect is not None:
+            from .checks import evaluate
+
             failures = evaluate(report, dict(sc.expect))
             if failures:
                 typer.echo(f"gradscope: expectation not met: {'; '.join(failures)}", err=True)
@@ -631,10 +632,114 @@ def sweep(scenario: ScenarioArg = None,
             raise typer.Exit(report.exit_code)
 
 
+# ---------------------------------------------------------------- the command group main() runs
+
+
+class _Commands(MutableMapping[str, Any]):
+    """The group's commands by name, in definition order, each built by typer the first time it is looked up.
+
+    typer builds a command's parameters from its function's signature and annotations (~2 ms each); a
+    call runs one command, so the others are never built. While the group's help lists them (`listing`),
+    an unbuilt command is a stand-in with its help and flags only: that listing reads nothing else.
+    """
+
+    def __init__(self, infos: Sequence[Any], build: Callable[[Any], Any], stand_in: Callable[[Any], Any]) -> None:
+        self._infos = {_command_name(info): info for info in infos}
+        self._built: dict[str, Any] = {}
+        self._build = build
+        self._stand_in = stand_in
+        self.listing = False
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            info = self._infos[name]
+            if self.listing:
+                return self._stand_in(info)
+            self._built[name] = self._build(info)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._infos.setdefault(name, None)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._infos[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._infos)
+
+    def __len__(self) -> int:
+        return len(self._infos)
+
+
+def _command_name(info: Any) -> str:
+    from typer.main import get_command_name
+
+    return info.name or get_command_name(info.callback.__name__)
+
+
+class _LazyGroup(_Group):
+    """_Group over `_Commands`: names without building the commands; the help's listing from stand-ins."""
+
+    commands: _Commands
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command, the allocator tuned first (not for --help, --version or a usage error)."""
+        from .runtime import tune_allocator
+
+        tune_allocator()
+        return super().invoke(ctx)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        self.commands.listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self.commands.listing = False
+
+
+def command_group() -> _Group:
+    """`app` as the click group typer would build for `app()`, its commands built on first lookup; the
+    allocator is tuned (runtime.tune_allocator) when it invokes a command.
+
+    The same typer functions build the group (its --version, completion options and settings) and each
+    command; `gradscope run` builds only `run`, and `gradscope --help` lists the commands from their
+    docstrings. tests/test_startup.py checks the help and the commands against typer's eager build.
+    """
+    import copy
+    import inspect
+
+    from typer.core import TyperCommand
+    from typer.main import get_command, get_command_from_info
+
+    shell = copy.copy(app)  # the app without its commands: typer builds the group, callback and options
+    shell.registered_commands = []
+    group = get_command(shell)
+    assert isinstance(group, _Group)
+
+    def build(info: Any) -> Any:
+        return get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                     rich_markup_mode=app.rich_markup_mode)
+
+    def stand_in(info: Any) -> Any:  # what typer's build passes of the help text and flags, as it passes it
+        help_ = inspect.getdoc(info.callback) if info.help is None else inspect.cleandoc(info.help)
+        return (info.cls or TyperCommand)(name=_command_name(info), help=help_, short_help=info.short_help,
+                                          hidden=info.hidden, deprecated=info.deprecated,
+                                          rich_markup_mode=app.rich_markup_mode)
+
+    group.__class__ = _LazyGroup
+    group.commands = _Commands(app.registered_commands, build, stand_in)
+    return group
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        command_group()()
     except KeyboardInterrupt:
         typer.echo("gradscope: interrupted", err=True)
         sys.exit(130)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import softmax
+from .numerics import median
 from .registry import Entry, Param, Registry
 
 Array = np.ndarray
@@ -52,13 +53,13 @@ def _onehot(labels: Array, k: int) -> Array:
 def _labels_from_values(values: Array) -> Array:
     """argmax for k ≥ 2; for k = 1, above/below the median (balanced binary labels)."""
     if values.shape[1] == 1:
-        return (values[:, 0] > np.median(values[:, 0])).astype(np.int64)
+        return (values[:, 0] > median(values[:, 0])).astype(np.int64)
     return values.argmax(axis=1).astype(np.int64)
 
 
 def _from_values(x: Array, values: Array, temperature: float = 1.0) -> Data:
     labels = _labels_from_values(values)
-    multilabel = (values > np.median(values, axis=0)).astype(float)
+    multilabel = (values > median(values, axis=0)).astype(float)
     with np.errstate(over="ignore"):
         logits = values / temperature
         if not np.isfinite(logits).all():  # a tiny temperature: the same softmax, shifted first so it cannot overflow

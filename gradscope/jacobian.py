@@ -34,6 +34,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .errors import GradscopeError
 from .inits import INITS, LayerContext, bias_variance, layer_sigmas
+from .scenario import jacobian_options
 from .theory import chi, gaussian_expectation, predict_layers
 
 Array = np.ndarray
@@ -376,9 +377,8 @@ def _remedy(scenario: Any, act: str | None) -> str:
 
 
 def options(scenario: Any) -> dict[str, Any] | None:
-    """The scenario's analysis.jacobian options, or None when the analysis is off."""
-    analysis = getattr(scenario, "analysis", None) or {}
-    return analysis.get("jacobian")
+    """The scenario's analysis.jacobian options, or None when the analysis is off (scenario.jacobian_options)."""
+    return jacobian_options(scenario)
 
 
 def enable(scenario: Any, samples: int | None = None, at: str | None = None) -> Any:

@@ -33,3 +33,25 @@ def _norm(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(a, dtype=np.float64) / np.asarray(b, dtype=np.float64)
+
+
+def median(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """np.median(values, axis) of a float array (axis None or 0), the same numbers by the same steps (a
+    partition, the mean of the middle one or two, NaN where a NaN sorted last), without importing numpy.ma:
+    np.median's NaN check does, ~10 ms of a run's start-up. Other arrays go to np.median."""
+    if axis is None:
+        values = values.ravel()
+    n = values.shape[0] if values.ndim else 0
+    if n == 0 or axis not in (None, 0) or values.dtype.kind != "f":
+        return np.median(values, axis=axis)
+    half = n // 2
+    part = np.partition(values, [half - 1, half, -1] if n % 2 == 0 else [half, -1], axis=0)
+    out = np.mean(part[half - 1: half + 1] if n % 2 == 0 else part[half: half + 1], axis=0)
+    last = part[-1]
+    nan = np.isnan(last)
+    if not nan.any():
+        return out
+    if isinstance(out, np.generic):
+        return last
+    np.copyto(out, last, where=nan)
+    return out

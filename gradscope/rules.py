@@ -30,20 +30,22 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .activations import ACTIVATIONS
 from .engine import Params, Pass
 from .inits import INITS, LayerContext, bias_variance
-from .jacobian import _RELU_LIKE, ISOMETRY_FACTOR, MEAN_OK_FACTOR, JacobianReport, _g, _remedy
 from .layers import Norm, Residual, dropout_keep, walk
 from .losses import LOSSES
-from .numerics import _div, _norm
+from .numerics import _div, _norm, median
 from .report import Finding, LayerReport, Stat, Summary
 from .scenario import Scenario
 from .theory import mean_field
+
+if TYPE_CHECKING:  # the Jacobian rules import jacobian when they run: a run without the analysis never does
+    from .jacobian import JacobianReport
 
 STAGES = ("pass", "jacobian", "training")
 
@@ -465,7 +467,7 @@ def non_centered_inputs(c: PassContext) -> Finding | None:
     """Input features whose median |mean|/std exceeds NON_CENTERED_RATIO: one-sign first-layer gradients."""
     x = c.p.x
     col_mean, col_std = x.mean(axis=0), x.std(axis=0)
-    rel = float(np.median(np.abs(col_mean) / (col_std + 1e-12)))
+    rel = float(median(np.abs(col_mean) / (col_std + 1e-12)))
     if rel <= NON_CENTERED_RATIO:
         return None
     same = _one_sign_fraction(c.p.dW[0])
@@ -681,6 +683,8 @@ def update_ratio(c: PassContext) -> Finding | None:
       stage="jacobian")
 def broad_jacobian_spectrum(c: JacobianContext) -> Finding | None:
     """Verdict broad with mean σ² within MEAN_OK_FACTOR of 1: the mean is right, the spectrum is not."""
+    from .jacobian import ISOMETRY_FACTOR, MEAN_OK_FACTOR, _g, _remedy
+
     j = c.j
     if not (j["verdict"] == "broad" and j["mean_sv2"] is not None
             and 1.0 / MEAN_OK_FACTOR <= j["mean_sv2"] <= MEAN_OK_FACTOR):
@@ -699,6 +703,8 @@ def broad_jacobian_spectrum(c: JacobianContext) -> Finding | None:
       stage="jacobian")
 def degenerate_jacobian(c: JacobianContext) -> Finding | None:
     """Verdict degenerate: zero singular values, from a bottleneck, inactive ReLU units or saturation."""
+    from .jacobian import _RELU_LIKE
+
     j, scenario, act = c.j, c.scenario, c.act
     if not (j["verdict"] == "degenerate" and j["zero_fraction"] is not None):
         return None
@@ -908,7 +914,7 @@ def _one_sign_fraction(dW1: np.ndarray) -> float:
     """Median over seeds of the fraction of first-layer units j whose ∂L/∂W_ij (all i) share one strict sign."""
     pos = (dW1 > 0).all(axis=1)
     neg = (dW1 < 0).all(axis=1)
-    return float(np.median((pos | neg).mean(axis=1)))
+    return float(median((pos | neg).mean(axis=1)))
 
 
 def _sample_cosine(a: np.ndarray) -> float:
@@ -921,7 +927,7 @@ def _sample_cosine(a: np.ndarray) -> float:
     g = u @ np.swapaxes(u, -1, -2)
     B = a.shape[1]
     off = (g.sum(axis=(1, 2)) - np.trace(g, axis1=1, axis2=2)) / (B * (B - 1))
-    return float(np.median(off))
+    return float(median(off))
 
 
 def _confidently_wrong(p: Pass, head: str) -> float:
