@@ -89,10 +89,9 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.nd
             dW_statistics(l, p.dW[l - 1], p.z, p.a, p.delta[l - 1]) for l in range(1, L + 1)]
         wgn = [g.norm for g in gstats]
         S = params.W[0].shape[0]
-        ranges = map_seeds(lambda sl: _range_statistics(scenario, params, p, sl), S,
-                           sum(d.size for d in p.delta))
+        ranges = map_seeds(lambda sl: _range_statistics(scenario, params, p, sl), S, sum(z.size for z in p.z))
         big = [{k: np.concatenate([r[l][k] for r in ranges]) for k in ranges[0][l]} for l in range(L)]
-        dn = [b["delta_norm"] for b in big]
+        dn = [g.delta_norm for g in gstats]
         for l in range(1, L + 1):
             v: dict[str, np.ndarray] = {}
             v["weight_grad_norm"] = wgn[l - 1]
@@ -114,7 +113,7 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.nd
 
 
 def _range_statistics(scenario: Scenario, params: Params, p: Pass, sl: slice) -> list[dict[str, np.ndarray]]:
-    """Per layer, the per-seed reductions of seeds `sl` over the big arrays: ‖δ‖, ‖W‖, mean and std of
+    """Per layer, the per-seed reductions of seeds `sl` over the big arrays: ‖W‖, mean and std of
     what the activation sees (z, or norm(z)) and of a, and the φ'-based saturation, dead fraction, mean φ'."""
     L = scenario.n_layers
     u = p.trace.u if p.trace is not None else p.z  # what each activation sees (z, or norm(z))
@@ -123,7 +122,7 @@ def _range_statistics(scenario: Scenario, params: Params, p: Pass, sl: slice) ->
         for l in range(1, L + 1):
             z, a, W = u[l - 1][sl], p.a[l][sl], params.W[l - 1][sl]
             k = W.shape[0]
-            v = {"delta_norm": _norm(p.delta[l - 1][sl], (1, 2)), "weight_norm": _norm(W, (1, 2)),
+            v = {"weight_norm": _norm(W, (1, 2)),
                  "preact_mean": z.mean(axis=(1, 2), dtype=np.float64),
                  "preact_std": z.std(axis=(1, 2), dtype=np.float64),
                  "act_mean": a.mean(axis=(1, 2), dtype=np.float64),
@@ -153,29 +152,30 @@ class WeightGradStats:
     max_abs: np.ndarray       # (S,)
     nonfinite: np.ndarray     # (S,) bool: NaN/Inf in z_l, a_l, δ_l or dW_l
     quantiles: dict[str, float | None]
+    delta_norm: np.ndarray    # (S,) ‖δ_l‖ (the pass may drop δ_l once this is taken)
 
 
 def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarray],
-                  delta: np.ndarray) -> WeightGradStats:
+                  delta: np.ndarray, scratch: bool = False) -> WeightGradStats:
     """Statistics of layer l's weight gradient (engine.backward's reduce_dW): norms, |dW| mean, max, quantiles.
 
     Seed ranges in threads (parallel.map_seeds): each range reduces its seeds and sorts its share of the
     quantile sample (every k-th entry of the finite seeds' |dW| flattened in seed order, at most
     QUANTILE_SAMPLE of them); the quantiles are then read off the sorted shares (quantiles_of_sorted),
-    the same figures as np.quantile of the whole sample."""
+    the same figures as np.quantile of the whole sample. scratch=True: dW is the pass's to drop after this,
+    and |dW| is taken in place (no second array of its size)."""
     S = dW.shape[0]
     zl, al = z[l - 1], a[l]
 
     def reduce(sl: slice) -> tuple[np.ndarray, ...]:
         with np.errstate(all="ignore"):
-            d = dW[sl]
-            absd = np.abs(d)
-            nonfinite = ~(all_finite(zl[sl]) & all_finite(al[sl]) & all_finite(delta[sl]) & all_finite(d))
-            return (_norm(d, (1, 2)), absd.mean(axis=(1, 2), dtype=np.float64),
-                    absd.max(axis=(1, 2)).astype(np.float64), nonfinite, absd)
+            absd = np.abs(dW[sl], out=dW[sl] if scratch else None)  # ‖|dW|‖ = ‖dW‖ bit for bit; finite alike
+            nonfinite = ~(all_finite(zl[sl]) & all_finite(al[sl]) & all_finite(delta[sl]) & all_finite(absd))
+            return (_norm(absd, (1, 2)), absd.mean(axis=(1, 2), dtype=np.float64),
+                    absd.max(axis=(1, 2)).astype(np.float64), nonfinite, _norm(delta[sl], (1, 2)), absd)
 
     parts = map_seeds(reduce, S, dW.size)
-    norm, mean_abs, max_abs, nonfinite = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    norm, mean_abs, max_abs, nonfinite, delta_norm = (np.concatenate([p[i] for p in parts]) for i in range(5))
     per_seed = dW[0].size
     finite = [int((~p[3]).sum()) * per_seed for p in parts]
     total = sum(finite)
@@ -185,7 +185,7 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
 
     def share(sl: slice) -> np.ndarray:
         p, offset = by_start[sl.start]
-        absd, nf = p[4], p[3]
+        absd, nf = p[5], p[3]
         flat = (absd[~nf] if nf.any() else absd).ravel()
         return np.sort(flat[(-offset) % step::step])
 
@@ -194,7 +194,7 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
         sample = map_seeds(share, S, dW.size)
         qs = quantiles_of_sorted(sample, QUANTILES)
         quant = {k: float(x) for k, x in zip(quant, qs, strict=True)}
-    return WeightGradStats(norm, mean_abs, max_abs, nonfinite, quant)
+    return WeightGradStats(norm, mean_abs, max_abs, nonfinite, quant, delta_norm)
 
 
 def all_finite(x: np.ndarray) -> np.ndarray:

@@ -401,9 +401,10 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
     Walks the network's items in reverse (each kind's vjp); `extra` receives the gradients of norm γ/β
     and projection weights (dgamma{row}, dbeta{row}, dW{row}); `blocks` the residual-stream norms;
     `norm_delta` ‖∂L/∂y‖ per seed at each norm row's output (and each projection row's).
-    reduce_dW(l, dW_l, z, a, δ_l), when given, is appended to `stats` as soon as dW_l exists; with
-    keep_dW (layer numbers), the other layers' dW are then dropped (None), so the pass never holds
-    every weight gradient at once.
+    reduce_dW(l, dW_l, z, a, δ_l, scratch=...), when given, is appended to `stats` as soon as dW_l exists
+    (scratch=True: dW_l is dropped after, the reduction may overwrite it); with
+    keep_dW (layer numbers), the other layers' dW and δ (but the output layer's δ) are then dropped (None),
+    so the pass never holds every weight gradient or every δ at once.
     """
     L = scenario.n_layers
     tr = trace if trace is not None else Trace(a[:-1], z, z, a, {}, {}, {})
@@ -449,10 +450,13 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
                 map_seeds(lambda sl: g[sl].__imul__(act_grad(sl)), S, g.size)
                 g = norm_back(d.norm, g)
         w, gb, dx = linear_back(tr.h[l - 1], g, params.W[l - 1], need_dx, db is not None, grad_of)
+        keep = keep_dW is None or l in keep_dW
         delta[l - 1] = g
         if reduce_dW is not None and stats is not None:
-            stats.append(reduce_dW(l, w, tr.z, tr.a, g))
-        dW[l - 1] = w if keep_dW is None or l in keep_dW else None  # type: ignore[call-overload]
+            stats.append(reduce_dW(l, w, tr.z, tr.a, g, scratch=not keep))  # a dropped dW may be overwritten
+            if not keep and l < L:  # reduced (its norm is in the statistics): not held to the end of the pass
+                delta[l - 1] = None  # type: ignore[call-overload]
+        dW[l - 1] = w if keep else None  # type: ignore[call-overload]
         del w
         if db is not None:
             db[l - 1] = gb

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 import gradscope
 from gradscope.engine import default_max_memory, parse_size
+from gradscope.numerics import _norm
 from gradscope.render import to_json
 
 SC = {"seeds": 3, "network": {"depth": 4, "width": 16, "activation": "tanh"}, "data": {"batch_size": 16}}
@@ -22,6 +26,39 @@ def test_dropping_gradients_changes_no_number() -> None:
     assert p.dW[0] is not None and all(g is None for g in p.dW[1:])
     assert all(g is not None for g in full.arrays[1].dW)
     assert len(p.dW_stats) == len(p.dW)
+    # δ of the layers between is reduced to its norms too: layer 1's and the output layer's stay
+    assert p.delta[0] is not None and p.delta[-1] is not None and all(d is None for d in p.delta[1:-1])
+    assert all(d is not None for d in full.arrays[1].delta)
+    for l, (d, g) in enumerate(zip(full.arrays[1].delta, p.dW_stats, strict=True)):
+        assert np.array_equal(_norm(d, (1, 2)), g.delta_norm), l
+
+
+PEAK = '''
+import resource, sys
+from gradscope.runtime import tune_allocator
+tune_allocator()
+import numpy as np
+import gradscope
+gradscope.run({"seeds": 2, "network": {"depth": 2, "width": 8}})  # what a run imports, imported before the baseline
+sc = gradscope.load_scenario({"seeds": 2, "network": {"input_dim": 64, "widths": [700] * 8, "output_dim": 10,
+                              "activation": "tanh"}, "data": {"batch_size": 64}})
+np.ones(1)
+with open("/proc/self/statm") as fh:
+    base = int(fh.read().split()[1]) * resource.getpagesize()
+gradscope.run(sc, keep_gradients=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+'''
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="Linux /proc")
+def test_peak_memory_is_weights_and_activations() -> None:
+    """Without --save-arrays a run's peak RSS growth stays within 1.25× weights + z and a of every layer."""
+    out = subprocess.run([sys.executable, "-c", PEAK], capture_output=True, text=True, check=True)
+    growth = int(out.stdout.split()[-1])
+    sizes = [64] + [700] * 8 + [10]
+    weights = 8 * 2 * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    acts = 8 * 2 * 64 * 2 * sum(sizes[1:])
+    assert growth <= 1.25 * (weights + acts), growth / (weights + acts)
 
 
 def test_save_arrays_needs_the_gradients(tmp_path) -> None:
