@@ -87,9 +87,10 @@ def _best(fn: Any, repeat: int) -> float:
     return min(times)
 
 
-def _rss() -> int:
-    with open("/proc/self/statm", encoding="ascii") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status(key: str) -> int:
+    """Bytes of a /proc/self/status field (VmRSS, VmHWM)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(key + ":"))
 
 
 # ---------------------------------------------------------------- workers (each in its own process)
@@ -225,21 +226,21 @@ def worker_torch(w: dict[str, Any], repeat: int, threads: int) -> dict[str, Any]
 
 
 def worker_memory(w: dict[str, Any], keep: bool) -> dict[str, Any]:
-    import resource
-
     from gradscope.runtime import tune_allocator
 
     tune_allocator()
     import numpy as np
 
     import gradscope
-    from gradscope import diagnostics, engine, theory  # noqa: F401  (imports before the baseline)
 
+    gradscope.run({"seeds": 2, "network": {"depth": 2, "width": 8}})  # what a run imports, before the baseline
     sc = gradscope.load_scenario(_scenario(w))
     np.ones(1)
-    base = _rss()
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+        fh.write("5")  # VmHWM (peak RSS) restarts here
+    base = _status("VmRSS")
     gradscope.run(sc, keep_gradients=keep)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status("VmHWM")
     S, B, sizes = w["seeds"], w["batch"], w["sizes"]
     weights = 8 * S * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     acts = 8 * S * B * 2 * sum(sizes[1:])  # z and a of every layer: what backward reads
