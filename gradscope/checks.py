@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .render import fmt
 from .report import RunReport
 
 
@@ -74,6 +73,13 @@ STATUS_CODES = {"overflow": ("overflow",), "dead": ("dead-units",), "exploding":
 TRAINING_EXPECT = ("min_accuracy", "max_accuracy", "max_final_loss", "max_steps_to_accuracy", "min_steps_to_accuracy")
 
 
+def _fmt(x: float) -> str:
+    """render.fmt, imported when a failure is written: a run whose expectations hold imports no rich."""
+    from .render import fmt
+
+    return fmt(x)
+
+
 def _bound(failures: list[Failure], what: str, value: float | None, lo: float | None, hi: float | None,
            key: tuple[str | int, ...], suffix: str = "") -> None:
     """Append a failure when value is outside [lo, hi]; the key is expect's min_/max_<suffix> that failed."""
@@ -84,9 +90,9 @@ def _bound(failures: list[Failure], what: str, value: float | None, lo: float | 
         failures.append(Failure(lo_key if lo is not None else hi_key, f"{what} is not available (non-finite)"))
         return
     if lo is not None and value < lo:
-        failures.append(Failure(lo_key, f"{what} {fmt(value)} < expected minimum {fmt(lo)}"))
+        failures.append(Failure(lo_key, f"{what} {_fmt(value)} < expected minimum {_fmt(lo)}"))
     if hi is not None and value > hi:
-        failures.append(Failure(hi_key, f"{what} {fmt(value)} > expected maximum {fmt(hi)}"))
+        failures.append(Failure(hi_key, f"{what} {_fmt(value)} > expected maximum {_fmt(hi)}"))
 
 
 def _allowed_codes(report: RunReport, expect: dict[str, Any]) -> dict[str, str]:

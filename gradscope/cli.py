@@ -142,15 +142,15 @@ def _width(output: Path | None) -> int:
 
 
 def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool, soft_wrap: bool = False) -> None:
-    """Print text (json/csv/markdown) or a rich renderable to stdout or to --output."""
-    from .render import make_console
-
+    """Print text (json/csv/markdown) or a rich renderable to stdout or to --output (text imports no rich)."""
     if output is not None:
         try:
             with open(output, "w", encoding="utf-8") as fh:
                 if text is not None:
                     fh.write(text)
                 else:
+                    from .render import make_console
+
                     make_console(file=fh, no_color=True, width=160).print(renderable, soft_wrap=soft_wrap)
         except OSError as exc:
             raise GradscopeError(f"--output {output}: cannot write ({exc.strerror})") from None
@@ -159,22 +159,40 @@ def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
+        from .render import make_console
+
         make_console(no_color=no_color).print(renderable, soft_wrap=soft_wrap)
 
 
 def _show(format: Format, output: Path | None, no_color: bool, *, json: Callable[[], Any],
-          csv: Callable[[], str], markdown: Callable[[], str], table: Callable[[], Any]) -> None:
-    """Render a report in the chosen format (only the chosen one is built) and emit it."""
-    from .render import to_json
-
+          csv: Callable[[Any], str], markdown: Callable[[Any], str], table: Callable[[Any], Any]) -> None:
+    """Render a report in the chosen format (only the chosen one is built) and emit it. csv, markdown and
+    table are called with the render module, imported for them only: JSON text does not import rich."""
     if format is Format.json:
+        from .jsontext import to_json
+
         _emit(to_json(json()), None, output, no_color)
-    elif format is Format.csv:
-        _emit(csv(), None, output, no_color)
+        return
+    from . import render
+
+    if format is Format.csv:
+        _emit(csv(render), None, output, no_color)
     elif format is Format.markdown:
-        _emit(markdown(), None, output, no_color)
+        _emit(markdown(render), None, output, no_color)
     else:
-        _emit(None, table(), output, no_color)
+        _emit(None, table(render), output, no_color)
+
+
+@contextmanager
+def _progress(description: str, *, enabled: bool | None) -> Iterator[Callable[[int, int], None] | None]:
+    """render.progress_bar; when it is off (enabled=False), no bar and no import of rich."""
+    if enabled is False:
+        yield None
+        return
+    from .render import progress_bar
+
+    with progress_bar(description, enabled=enabled) as progress:
+        yield progress
 
 
 def _plot_paths(paths: list[Path] | None) -> list[Path]:
@@ -218,13 +236,13 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
     Example:
       gradscope run scenarios/relu-he.yaml --seeds 64 --set network.depth=50
     """
-    from . import api, render
+    from . import api
     from .engine import parse_size
 
     with _errors():
         plots = _plot_paths(plot)
         sc = _load(scenario, set_, seed, seeds, train_steps)
-        with render.progress_bar(f"training {sc.name}", enabled=None if sc.train else False) as progress:
+        with _progress(f"training {sc.name}", enabled=None if sc.train else False) as progress:
             report = api.run(sc, max_memory=parse_size(max_memory), progress=progress,
                              keep_gradients=save_arrays is not None, jacobian=jacobian or None, eval_mode=eval_)
         if save_arrays is not None:
@@ -235,9 +253,9 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
             figure = report_figure(report)
             for path in plots:
                 save(figure, path)
-        _show(format, output, no_color, json=report.to_dict, csv=lambda: render.run_csv(report),
-              markdown=lambda: render.run_markdown(report),
-              table=lambda: render.run_renderable(report, quiet=quiet, width=_width(output)))
+        _show(format, output, no_color, json=report.to_dict, csv=lambda render: render.run_csv(report),
+              markdown=lambda render: render.run_markdown(report),
+              table=lambda render: render.run_renderable(report, quiet=quiet, width=_width(output)))
         if sc.expect is not None:
             from .checks import evaluate
 
@@ -436,9 +454,9 @@ def compare(variants: Annotated[list[str], typer.Argument(
             figure = compare_figure(cmp)
             for path in plots:
                 save(figure, path)
-        _show(format, output, no_color, json=cmp.to_dict, csv=lambda: render.compare_csv(cmp),
-              markdown=lambda: render.compare_markdown(cmp),
-              table=lambda: render.hanging(render.compare_verdicts(cmp), _width(output), 2) if quiet
+        _show(format, output, no_color, json=cmp.to_dict, csv=lambda render: render.compare_csv(cmp),
+              markdown=lambda render: render.compare_markdown(cmp),
+              table=lambda render: render.hanging(render.compare_verdicts(cmp), _width(output), 2) if quiet
               else render.compare_renderable(cmp, width=_width(output)))
 
 
@@ -457,7 +475,6 @@ def list_(what: Annotated[str | None, typer.Argument(
     Example:
       gradscope list losses
     """
-    from . import render
     from .catalog import catalog
 
     with _errors():
@@ -470,9 +487,13 @@ def list_(what: Annotated[str | None, typer.Argument(
                                      f"{', '.join(cat)}")
             cat = {what: cat[what]}
         if format is Format.json:
-            _emit(render.to_json(cat), None, None, no_color)
+            from .jsontext import to_json
+
+            _emit(to_json(cat), None, None, no_color)
         else:
-            _emit(None, render.catalog_renderable(cat), None, no_color)
+            from .render import catalog_renderable
+
+            _emit(None, catalog_renderable(cat), None, no_color)
 
 
 @app.command()
@@ -485,7 +506,7 @@ def schema(output: OutputOpt = None) -> None:
       then, as the first line of a scenario:
       # yaml-language-server: $schema=gradscope.schema.json
     """
-    from .render import to_json
+    from .jsontext import to_json
     from .schema import scenario_schema
 
     with _errors():

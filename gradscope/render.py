@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from .jsontext import json_safe, to_json  # noqa: F401  (the JSON format, beside the others)
 from .report import LayerReport, RunReport
 
 STATUS_STYLE = {"healthy": "green", "vanishing": "blue", "exploding": "red", "saturated": "yellow",
@@ -63,28 +62,6 @@ def hanging(t: Text, width: int, indent: int = 4) -> Text:
             part.rstrip()
             out.append_text(part)
     return out
-
-
-def to_json(obj: Any) -> str:
-    """Deterministic JSON text (insertion order). NaN and ±Inf, which JSON cannot hold, are written as null."""
-    return json.dumps(json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def json_safe(obj: Any) -> Any:
-    """obj with every non-finite float (and NumPy scalar) replaced by a JSON value: NaN/±Inf -> None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.floating):
-        return json_safe(float(obj))
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 # ---------------------------------------------------------------- bars and strips

@@ -130,7 +130,7 @@ def point_record(index: int, point: Mapping[str, Any], report: Any, expect: dict
     """One point's record: the grid values, verdict, check outcome, finding codes, what was measured and
     predicted (MEASURES), and the run's whole summary."""
     from .checks import check_report
-    from .render import json_safe
+    from .jsontext import json_safe
 
     s = report.summary
     theory = dict(s.theory)
@@ -419,7 +419,7 @@ class ResultsFile:
         """A complete JSON sweep becomes one JSON document (what --format json prints); CSV stays as it is."""
         if self.fmt == "csv":
             return
-        from .render import to_json
+        from .jsontext import to_json
 
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:

@@ -55,6 +55,13 @@ def test_run_imports_no_module_the_default_scenario_does_not_use():
     assert not added & unused, sorted(added & unused)
 
 
+@pytest.mark.parametrize("args", [("run", "--format", "json"), ("schema",), ("list", "--format", "json")])
+def test_json_output_imports_no_rich(args):
+    added = set(_probe(*args)["added"])
+    assert "gradscope.jsontext" in added
+    assert not {m for m in added if m == "rich" or m.startswith("rich.")} and "gradscope.render" not in added
+
+
 # ---------------------------------------------------------------- the lazily built command group
 
 
