@@ -83,7 +83,7 @@ def chi(q: float, sigma_w2: float, activation: str, params: dict[str, Any] | Non
 
 
 def fixed_point(sigma_w2: float, sigma_b2: float, activation: str, params: dict[str, Any] | None = None,
-                q0: float = 1.0, tol: float = 1e-13, max_iter: int = 500) -> float | None:
+                q0: float = 1.0, tol: float = 1e-13, max_iter: int = 100) -> float | None:
     """The fixed point q* that iterating the length map from q0 approaches; None if q grows without bound.
 
     Plain iteration converges geometrically unless χ is near 1 (e.g. tanh at σ_w² = 1, σ_b = 0, where
@@ -105,20 +105,34 @@ def fixed_point(sigma_w2: float, sigma_b2: float, activation: str, params: dict[
         grid = np.geomspace(1e-12, q, 200)[::-1]
     else:  # still increasing: the smallest root above q
         grid = np.geomspace(q, 1e12, 200)
-    values = [g(float(x)) for x in grid]
+    values = _length_map_grid(grid, sigma_w2, sigma_b2, activation, params) - grid  # g on the whole grid at once
     for a, b, ga, gb in zip(grid[:-1], grid[1:], values[:-1], values[1:], strict=True):
         if ga == 0.0:
             return float(a)
         if (ga < 0) != (gb < 0):
             lo, hi = (float(a), float(b)) if ga < 0 else (float(b), float(a))
-            for _ in range(200):
+            for _ in range(200):  # to the float resolution of the bracket
                 mid = 0.5 * (lo + hi)
+                if mid in (lo, hi):
+                    break
                 if g(mid) < 0:
                     lo = mid
                 else:
                     hi = mid
             return 0.5 * (lo + hi)
     return 0.0 if g(q) < 0 else None
+
+
+def _length_map_grid(qs: np.ndarray, sigma_w2: float, sigma_b2: float, activation: str,
+                     params: dict[str, Any] | None = None) -> np.ndarray:
+    """length_map at every q of a grid in one evaluation per quadrature rule (the rule each q would use)."""
+    fn, _ = _phi(activation, params)
+    out = np.empty(qs.shape)
+    for nodes, weights, mask in ((*_hermite(), qs <= _HERMITE_MAX_Q), (*_split_legendre(), qs > _HERMITE_MAX_Q)):
+        if mask.any():
+            x = np.sqrt(np.maximum(qs[mask], 0.0))[:, None] * nodes[None, :]
+            out[mask] = sigma_w2 * (fn(x) ** 2 @ weights) + sigma_b2
+    return out
 
 
 @dataclass(frozen=True)

@@ -127,3 +127,25 @@ def test_pair_expectation_against_closed_forms():
     leaky = lambda u: np.where(u > 0, u, 0.2 * u)  # noqa: E731
     lv, _ = _pair_kernels(("leaky_relu", {"negative_slope": 0.2}), cov)
     np.testing.assert_allclose(lv, pair_expectation(leaky, leaky, cov), rtol=2e-2)
+
+
+def test_slow_fixed_points_are_root_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Near χ = 1 the plain iteration crawls (tanh at σ_w² = 1, σ_b = 0: q_l ~ 1/l); after 100 steps the
+    root of map(q) - q is bracketed on a grid evaluated at once and bisected to float resolution."""
+    from gradscope import theory
+
+    calls: list[float] = []
+    real = theory.length_map
+
+    def counting(q: float, *a: object, **k: object) -> float:
+        calls.append(q)
+        return real(q, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(theory, "length_map", counting)
+    assert fixed_point(1.0, 0.0, "tanh") == 0.0
+    assert len(calls) <= 110  # was 702 scalar quadratures
+    calls.clear()
+    q = fixed_point(1.05, 0.0, "tanh")  # just above critical: a small non-zero q*, slowly approached
+    assert q is not None and 0 < q < 0.2
+    assert abs(real(q, 1.05, 0.0, "tanh") - q) <= 1e-15
+    assert len(calls) <= 300
