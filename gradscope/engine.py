@@ -266,7 +266,7 @@ def forward_trace(scenario: Scenario, params: Params, x: Array, *, step: int = 0
 
     def dense(d: Dense, h: Array) -> Array:
         if d.projection:
-            return _shared_matmul(h, params.extra[f"W{d.row}"]) if h.ndim == 2 else h @ params.extra[f"W{d.row}"]
+            return h @ params.extra[f"W{d.row}"]  # a shared (B, n) input broadcasts over the seeds
         l = d.index
         bias = params.b[l - 1] if params.b is not None else None
         if d.norm is None and not d.output:
@@ -329,10 +329,7 @@ def linear(h: Array, W: Array, bias: Array | None, activation: str | None = None
 
     def work(sl: slice) -> None:
         zs = z[sl]
-        if h.ndim == 2:
-            zs[...] = _shared_matmul(h, W[sl])
-        else:
-            np.matmul(h[sl], W[sl], out=zs)
+        np.matmul(h if h.ndim == 2 else h[sl], W[sl], out=zs)  # a shared (B, n) input broadcasts over the seeds
         if bias is not None:
             zs += bias[sl, None, :]
         if a is not z:
@@ -369,15 +366,6 @@ def linear_back(h: Array, g: Array, W: Array, need_dx: bool, with_db: bool,
 
     map_seeds(work, S, g.size)
     return dW, db, dx
-
-
-def _shared_matmul(x: Array, W: Array) -> Array:
-    """x (B, d) shared by the ensemble times W (S, d, m) -> (S, B, m), as one GEMM instead of S small ones."""
-    if x.ndim != 2:
-        return x @ W
-    S, d, m = W.shape
-    flat = x @ np.ascontiguousarray(W.transpose(1, 0, 2)).reshape(d, S * m)  # (B, S·m)
-    return np.ascontiguousarray(flat.reshape(x.shape[0], S, m).transpose(1, 0, 2))
 
 
 @dataclass
@@ -568,12 +556,11 @@ def data_bytes(scenario: Scenario, n: int) -> int:
 def largest_gemm(scenario: Scenario, batch: int | None = None) -> int:
     """Multiply-adds of the largest single GEMM of a pass (what decides whether BLAS threads pay off).
 
-    The first layer is one (B, n_0) @ (n_0, S·n_1) product; every other layer S products of B·n_{l-1}·n_l.
+    Every layer is S products of B·n_{l-1}·n_l (the first layer's shared input broadcasts over the seeds).
     """
     B = batch or scenario.batch_size
     sizes = scenario.sizes
-    per_seed = max(B * fi * fo for fi, fo in zip(sizes[:-1], sizes[1:], strict=True))
-    return max(per_seed, B * sizes[0] * sizes[1] * scenario.seeds)
+    return max(B * fi * fo for fi, fo in zip(sizes[:-1], sizes[1:], strict=True))
 
 
 def check_memory(scenario: Scenario, max_bytes: int, batch: int | None = None) -> None:
