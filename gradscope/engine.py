@@ -258,8 +258,11 @@ def forward(scenario: Scenario, params: Params, x: Array, *, step: int = 0,
 
 
 def forward_trace(scenario: Scenario, params: Params, x: Array, *, step: int = 0,
-                  dropout: bool = True) -> Trace:
-    """Walk the network's items forward over the whole ensemble (dropout masks of training step `step`)."""
+                  dropout: bool = True, head: bool = True) -> Trace:
+    """Walk the network's items forward over the whole ensemble (dropout masks of training step `step`).
+
+    head=False leaves the output head's ŷ = a[L] out (None): the loss computes from the logits z_L, and a
+    training step reads nothing else of it."""
     L = scenario.n_layers
     tr = Trace([x] * L, [x] * L, [x] * L, [x] * (L + 1), {}, {}, {})
     S = params.W[0].shape[0]
@@ -280,7 +283,7 @@ def forward_trace(scenario: Scenario, params: Params, x: Array, *, step: int = 0
             tr.norms[d.norm.row] = c
             u = c.y
         if d.output:
-            a = OUTPUT_ACTIVATIONS.get(d.activation).fn(z)
+            a = OUTPUT_ACTIVATIONS.get(d.activation).fn(z) if head else None  # type: ignore[assignment]
         else:
             a = ACTIVATIONS.get(d.activation).fn(u, **dict(d.act_params))
         tr.h[l - 1], tr.z[l - 1], tr.u[l - 1], tr.a[l] = h, z, u, a
@@ -495,19 +498,19 @@ def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Arra
 
 def run_pass(scenario: Scenario, params: Params, x: Array, target: Array,
              reduce_dW: Callable[..., Any] | None = None, keep_dW: Container[int] | None = None, *,
-             step: int = 0, dropout: bool = True) -> Pass:
+             step: int = 0, dropout: bool = True, head: bool = True) -> Pass:
     """Forward, loss and backward for the whole ensemble. Overflow is data: never raises or warns.
 
     reduce_dW / keep_dW: see backward (statistics of each weight gradient as it is produced; which
     layers' full dW the Pass keeps, None for all). step: the training step whose dropout masks are drawn;
-    dropout=False runs without dropout (`--eval`).
+    dropout=False runs without dropout (`--eval`); head=False: see forward_trace (training steps).
     """
     stats: list[Any] | None = [] if reduce_dW is not None else None
     extra: dict[str, Array] = {}
     blocks: list[BlockGrad] = []
     norm_delta: dict[int, Array] = {}
     with np.errstate(all="ignore"):
-        tr = forward_trace(scenario, params, x, step=step, dropout=dropout)
+        tr = forward_trace(scenario, params, x, step=step, dropout=dropout, head=head)
         loss, delta_out = loss_and_grad(scenario, tr.z[-1], target)
         delta, dW, db = backward(scenario, params, tr.z, tr.a, delta_out.astype(tr.z[-1].dtype, copy=False),
                                  reduce_dW, keep_dW, stats, trace=tr, extra=extra, blocks=blocks,

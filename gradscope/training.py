@@ -183,7 +183,7 @@ def train_ensemble(sc: Scenario, params: Params, train: Data, probe: Data, hold:
             pos += batch
         xb = x if idx is None else x[idx]
         tb = target if idx is None else target[idx]
-        p = run_pass(sc, params, xb, tb, step=step)  # dropout masks of this step
+        p = run_pass(sc, params, xb, tb, step=step, head=False)  # dropout masks of this step; ŷ not needed
         newly = ~np.isfinite(p.loss) & (first_bad < 0)
         first_bad[newly] = step - 1   # the loss of the weights after step-1 updates
         grads = p.grads(params)
