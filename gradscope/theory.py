@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .activations import ACTIVATIONS
+from .parallel import map_seeds
 
 _HERMITE_MAX_Q = 1.5
 _Z = 12.0
@@ -392,10 +393,15 @@ def _pair_kernels(activation: tuple[str, dict[str, Any]], cov: np.ndarray) -> tu
     G1 = act.grad(s1, F1, **p)
     f1 = np.repeat(F1[bi], nodes.size, axis=1)
     g1 = np.repeat(G1[bi], nodes.size, axis=1)
-    f2 = act.fn(u2, **p)
+    f2, g2 = np.empty_like(u2), np.empty_like(u2)
+
+    def work(sl: slice) -> None:  # φ(u2), φ'(u2) elementwise: ranges of pairs in threads, the same numbers
+        f2[sl] = act.fn(u2[sl], **p)
+        g2[sl] = act.grad(u2[sl], f2[sl], **p)
+
+    map_seeds(work, u2.shape[0], u2.size)
     m = cov.shape[0]
-    return (_pair_fill((f1 * f2) @ w, bi, bj, m),
-            _pair_fill((g1 * act.grad(u2, f2, **p)) @ w, bi, bj, m))
+    return _pair_fill((f1 * f2) @ w, bi, bj, m), _pair_fill((g1 * g2) @ w, bi, bj, m)
 
 
 def batch_gradient_ratio(sizes: Sequence[int], activations: Sequence[tuple[str, dict[str, Any]]],

@@ -117,6 +117,15 @@ def test_pair_kernels_are_the_pair_expectations(act: tuple[str, dict]) -> None:
     value, deriv = _pair_kernels(act, cov)
     assert np.array_equal(value, pair_expectation(fn, fn, cov))
     assert np.array_equal(deriv, pair_expectation(grad, grad, cov))
+    from gradscope import parallel
+
+    with parallel.using(2):  # ranges of pairs in threads (the threshold lowered so 28 pairs split)
+        old, parallel.PARALLEL_VALUES = parallel.PARALLEL_VALUES, 1
+        try:
+            split = _pair_kernels(act, cov)
+        finally:
+            parallel.PARALLEL_VALUES = old
+    assert np.array_equal(split[0], value) and np.array_equal(split[1], deriv)
 
 
 def test_quantiles_of_sorted_parts_are_np_quantile() -> None:
