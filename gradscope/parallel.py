@@ -1,19 +1,21 @@
-"""Elementwise work and per-seed reductions split over the seed axis, in threads.
+"""Threads: the ensemble's seed ranges worked on at once, and BLAS's own threads.
 
-BLAS spreads a pass's matrix multiplies over the cores, but everything between them — activations and their
-derivatives, the statistics of every layer, the sort behind the |∂L/∂W| quantiles — is single-threaded NumPy,
-and on a 2-core machine that left one core idle for half of a run. NumPy releases the GIL inside ufuncs,
-reductions and sorts, so the ensemble's arrays, cut into contiguous seed ranges and handed to threads, are
-worked on by every free core at once.
+A pass is S independent networks. Cut the seed axis into contiguous ranges, one per free core, and each
+range does its own layer in one go — its per-seed GEMMs (BLAS held to one thread), bias, activation, φ',
+the statistics of its seeds and its share of the |∂L/∂W| quantile sample. NumPy releases the GIL inside
+matmul, ufuncs, reductions and sorts, so the ranges run on every free core; BLAS's own threading splits
+one GEMM at a time, and leaves the elementwise work between the GEMMs on one core (half of a run on two).
 
 Each seed range computes exactly what the whole array would give for its seeds, bit for bit: elementwise
-operations are elementwise, and a reduction over axes (1, 2) of seed k reads the same memory in the same
-order whether it is part of a slice or of the whole (tests/test_parallel.py).
+operations are elementwise, the GEMMs are the same per-seed BLAS calls, and a reduction over axes (1, 2)
+of seed k reads the same memory in the same order whether it is part of a slice or of the whole
+(tests/test_parallel.py).
 
-How many threads a run uses is chosen once, before its first pass (`using(workers_for_run(...))` in
-api.run), from the cores free at that moment (cores.free_cores): a core another process is busy on is
-not fought for, and the BLAS threads that spin for a while after a multiply are never mistaken for a
-busy machine. Outside `using`, everything runs in the calling thread.
+How many threads a run uses is chosen once, before its first pass (api.run_threads), from the cores free
+at that moment (cores.free_cores): a core another process is busy on is not fought for, and the BLAS
+threads that spin for a while after a multiply are never mistaken for a busy machine. An ensemble that
+does not split (one seed, or a few that split unevenly) leaves its GEMMs to BLAS's threads instead
+(blas_threads). Outside `using`, everything runs in the calling thread.
 """
 
 from __future__ import annotations
