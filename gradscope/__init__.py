@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of `gradscope --version`)
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,8 @@ _LAZY = {"run": "api", "save_arrays": "api", "compare": "compare", "GradscopeErr
          "SweepReport": "sweep"}
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .api import run, save_arrays
     from .compare import compare
     from .errors import GradscopeError, ScenarioError

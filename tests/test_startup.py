@@ -35,6 +35,11 @@ def _probe(*args: str) -> dict:
     return json.loads(res.stderr.strip().splitlines()[-1])
 
 
+def test_version_imports_only_the_package():
+    added = set(_probe("--version")["added"])
+    assert added <= {"gradscope", "gradscope.runtime"}, sorted(added)  # not typing, typer, NumPy, ...
+
+
 def test_help_imports_neither_numpy_nor_rich_nor_the_engine():
     seen = _probe("--help")
     added = set(seen["added"])
