@@ -165,19 +165,20 @@ def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool
 
 
 def _show(format: Format, output: Path | None, no_color: bool, *, json: Callable[[], Any],
-          csv: Callable[[Any], str], markdown: Callable[[Any], str], table: Callable[[Any], Any]) -> None:
-    """Render a report in the chosen format (only the chosen one is built) and emit it. csv, markdown and
-    table are called with the render module, imported for them only: JSON text does not import rich."""
+          csv: Callable[[], str], markdown: Callable[[Any], str], table: Callable[[Any], Any]) -> None:
+    """Render a report in the chosen format (only the chosen one is built) and emit it. markdown and table
+    are called with the render module, imported for them only: JSON and CSV text do not import rich."""
     if format is Format.json:
         from .jsontext import to_json
 
         _emit(to_json(json()), None, output, no_color)
         return
+    if format is Format.csv:
+        _emit(csv(), None, output, no_color)
+        return
     from . import render
 
-    if format is Format.csv:
-        _emit(csv(render), None, output, no_color)
-    elif format is Format.markdown:
+    if format is Format.markdown:
         _emit(markdown(render), None, output, no_color)
     else:
         _emit(None, table(render), output, no_color)
@@ -237,6 +238,7 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
       gradscope run scenarios/relu-he.yaml --seeds 64 --set network.depth=50
     """
     from . import api
+    from .csvtext import run_csv
     from .engine import parse_size
 
     with _errors():
@@ -253,7 +255,7 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
             figure = report_figure(report)
             for path in plots:
                 save(figure, path)
-        _show(format, output, no_color, json=report.to_dict, csv=lambda render: render.run_csv(report),
+        _show(format, output, no_color, json=report.to_dict, csv=lambda: run_csv(report),
               markdown=lambda render: render.run_markdown(report),
               table=lambda render: render.run_renderable(report, quiet=quiet, width=_width(output)))
         if sc.expect is not None:
@@ -454,7 +456,7 @@ def compare(variants: Annotated[list[str], typer.Argument(
             figure = compare_figure(cmp)
             for path in plots:
                 save(figure, path)
-        _show(format, output, no_color, json=cmp.to_dict, csv=lambda render: render.compare_csv(cmp),
+        _show(format, output, no_color, json=cmp.to_dict, csv=lambda: render.compare_csv(cmp),
               markdown=lambda render: render.compare_markdown(cmp),
               table=lambda render: render.hanging(render.compare_verdicts(cmp), _width(output), 2) if quiet
               else render.compare_renderable(cmp, width=_width(output)))

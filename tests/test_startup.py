@@ -60,10 +60,11 @@ def test_run_imports_no_module_the_default_scenario_does_not_use():
     assert not added & unused, sorted(added & unused)
 
 
-@pytest.mark.parametrize("args", [("run", "--format", "json"), ("schema",), ("list", "--format", "json")])
-def test_json_output_imports_no_rich(args):
+@pytest.mark.parametrize("args", [("run", "--format", "json"), ("run", "--format", "csv"), ("schema",),
+                                  ("list", "--format", "json")])
+def test_json_and_csv_output_import_no_rich(args):
     added = set(_probe(*args)["added"])
-    assert "gradscope.jsontext" in added
+    assert "gradscope.jsontext" in added or "gradscope.csvtext" in added
     assert not {m for m in added if m == "rich" or m.startswith("rich.")} and "gradscope.render" not in added
 
 
