@@ -120,19 +120,22 @@ def init_params(scenario: Scenario) -> Params:
     dtype = float_dtype(scenario)
     S = scenario.seeds
     dense = [d for d in walk(scenario.items) if isinstance(d, Dense) and not d.projection]
-    W = [np.empty((S, d.fan_in, d.fan_out), dtype=dtype) for d in dense]
-    b = [np.empty((S, d.fan_out), dtype=dtype) for d in dense] if scenario.bias else None
+    # each layer's arrays are the drawn ones themselves (converted only to another dtype, or copied out of a
+    # read-only broadcast): no second array of a layer's size is made and freed, which left holes in the heap
+    W: list[Array] = [np.empty(0)] * len(dense)
+    b: list[Array] | None = [np.empty(0)] * len(dense) if scenario.bias else None
+
     def draw(l: int, d: Dense, w_ss: np.random.SeedSequence, b_ss: np.random.SeedSequence) -> None:
-        W[l][...] = _draw_weights(scenario, d, np.random.default_rng(w_ss), S)
+        W[l] = np.require(_draw_weights(scenario, d, np.random.default_rng(w_ss), S), dtype, ["C", "W", "O"])
         if b is not None:
             ctx = LayerContext(d.activation, dict(d.act_params))
-            b[l][...] = _draw_stacked(lambda rng, d=d, ctx=ctx: sample_bias(
+            b[l] = np.require(_draw_stacked(lambda rng, d=d, ctx=ctx: sample_bias(
                 scenario.bias_init.name, dict(scenario.bias_init.params), rng, d.fan_in, d.fan_out, ctx),
-                np.random.default_rng(b_ss), S, (d.fan_out,))
+                np.random.default_rng(b_ss), S, (d.fan_out,)), dtype, ["C", "W", "O"])
 
     jobs = [(l, d, w_ss, b_ss) for l, (d, (w_ss, b_ss)) in enumerate(zip(dense, layer_streams(scenario.seed, L),
                                                                           strict=True))]
-    _run_draws(draw, jobs, sum(w.size for w in W))
+    _run_draws(draw, jobs, S * sum(d.fan_in * d.fan_out for d in dense))
     extra: dict[str, Array] = {}
     for it in walk(scenario.items):
         if isinstance(it, Norm):
