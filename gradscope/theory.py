@@ -18,6 +18,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,30 @@ _Z = 12.0
 Fn = Callable[[np.ndarray], np.ndarray]
 
 
+# The Gauss rules of the 1-D quadratures, as numpy.polynomial computes them (hermegauss(200), leggauss(600)),
+# stored once: the nodes and weights are constants, and leggauss(600) — an eigenvalue problem of order 600
+# — cost 35 ms of the first quadrature in every process (every `gradscope run`). Written by
+# `python -m gradscope.theory` (one .npy of (nodes, weights) per rule: np.load reads it without zipfile);
+# tests/test_theory.py checks them against numpy.polynomial.
+RULES_DIR = Path(__file__).with_name("quadrature")
+_RULES = {"hermegauss200": lambda: np.polynomial.hermite_e.hermegauss(200),
+          "leggauss600": lambda: np.polynomial.legendre.leggauss(600)}
+
+
+@functools.cache
+def gauss_rule(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes, weights) of a rule in _RULES: from RULES_DIR, or computed when its file is absent."""
+    try:
+        xw = np.load(RULES_DIR / f"{name}.npy")
+    except (OSError, ValueError):
+        return _RULES[name]()
+    return xw[0], xw[1]
+
+
 @functools.cache
 def _hermite() -> tuple[np.ndarray, np.ndarray]:
     """200 probabilists' Gauss–Hermite nodes (none at 0) and weights normalized to N(0, 1)."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(200)
+    nodes, weights = gauss_rule("hermegauss200")
     return nodes, weights / math.sqrt(2.0 * math.pi)
 
 
@@ -45,7 +66,7 @@ def _split_legendre() -> tuple[np.ndarray, np.ndarray]:
     For large q, φ(√q z) varies on a scale finer than the Hermite nodes near 0; Legendre nodes
     cluster at the ends of each half, i.e. at 0, and the split makes kinks at 0 exact.
     """
-    x, w = np.polynomial.legendre.leggauss(600)
+    x, w = gauss_rule("leggauss600")
     half_x = 0.5 * _Z * (x + 1.0)
     half_w = 0.5 * _Z * w * np.exp(-0.5 * half_x**2) / math.sqrt(2.0 * math.pi)
     return np.concatenate([-half_x, half_x]), np.concatenate([half_w, half_w])
@@ -455,3 +476,10 @@ def predict_layers(sizes: Sequence[int], activations: Sequence[tuple[str, dict[s
     grad_ratio = [math.sqrt(delta_sq[l - 1] * sq_norm[l - 1] / sq_norm[L - 1]) if sq_norm[L - 1] > 0 else math.nan
                   for l in range(1, L + 1)]
     return LayerPrediction(q, chis, delta_ratio, grad_ratio)
+
+
+if __name__ == "__main__":  # python -m gradscope.theory: (re)write the stored rules
+    RULES_DIR.mkdir(exist_ok=True)
+    for rule, make in _RULES.items():
+        np.save(RULES_DIR / f"{rule}.npy", np.stack(make()))
+        print(f"wrote {RULES_DIR / rule}.npy")

@@ -149,3 +149,15 @@ def test_slow_fixed_points_are_root_found(monkeypatch: pytest.MonkeyPatch) -> No
     assert q is not None and 0 < q < 0.2
     assert abs(real(q, 1.05, 0.0, "tanh") - q) <= 1e-15
     assert len(calls) <= 300
+
+
+def test_stored_gauss_rules_are_numpys() -> None:
+    """gradscope/quadrature/*.npy hold numpy.polynomial's rules (within rounding of another LAPACK)."""
+    from gradscope import theory
+
+    assert all((theory.RULES_DIR / f"{name}.npy").exists() for name in theory._RULES)
+    for name, make in theory._RULES.items():
+        x, w = theory.gauss_rule(name)
+        x0, w0 = make()
+        assert x.shape == x0.shape and np.allclose(x, x0, rtol=1e-13, atol=1e-15), name
+        assert np.allclose(w, w0, rtol=1e-12, atol=0), name
