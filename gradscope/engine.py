@@ -493,10 +493,14 @@ def _seed_norm(g: Array, S: int | None = None) -> Array:
 
 
 def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Array, Array]:
-    """Loss per seed (S,) and ∂L/∂z_L (S, B, k)."""
+    """Loss per seed (S,) and ∂L/∂z_L (S, B, k); seed ranges in threads (each seed's loss is its own)."""
     loss = LOSSES.get(scenario.loss.name)
     head = OUTPUT_ACTIVATIONS.get(scenario.output_activation)
-    return loss.compute(z_out, target, head, **scenario.loss.params)
+    parts = map_seeds(lambda sl: loss.compute(z_out[sl], target, head, **scenario.loss.params), z_out.shape[0],
+                      z_out.size)
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([np.asarray(lp[0]) for lp in parts]), np.concatenate([lp[1] for lp in parts])
 
 
 def run_pass(scenario: Scenario, params: Params, x: Array, target: Array,

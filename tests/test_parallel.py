@@ -165,3 +165,12 @@ def test_no_warnings_from_the_threads(split_everything: None) -> None:
         with parallel.using(2):
             report = gradscope.run(sc)
     assert report.summary.overflow_seeds > 0
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "smooth_l1", "cross_entropy", "bce", "multilabel_bce", "focal",
+                                  "kl_div"])
+def test_every_loss_in_seed_ranges_is_the_serial_loss(loss: str, split_everything: None) -> None:
+    sc = load_scenario({"seeds": 5, "loss": loss, "network": {"depth": 2, "width": 6, "output_dim": 3}})
+    one, two = _pass(sc, 1), _pass(sc, 2)
+    assert np.array_equal(one.loss, two.loss) and one.loss.shape == (5,)
+    assert all(np.array_equal(x, y) for x, y in zip(one.dW, two.dW, strict=True))
