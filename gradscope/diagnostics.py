@@ -170,9 +170,11 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
     def reduce(sl: slice) -> tuple[np.ndarray, ...]:
         with np.errstate(all="ignore"):
             absd = np.abs(dW[sl], out=dW[sl] if scratch else None)  # ‖|dW|‖ = ‖dW‖ bit for bit; finite alike
-            nonfinite = ~(all_finite(zl[sl]) & all_finite(al[sl]) & all_finite(delta[sl]) & all_finite(absd))
-            return (_norm(absd, (1, 2)), absd.mean(axis=(1, 2), dtype=np.float64),
-                    absd.max(axis=(1, 2)).astype(np.float64), nonfinite, _norm(delta[sl], (1, 2)), absd)
+            norm, dnorm = _norm(absd, (1, 2)), _norm(delta[sl], (1, 2))
+            nonfinite = ~(all_finite(zl[sl]) & all_finite(al[sl]) & all_finite(delta[sl], dnorm)
+                          & all_finite(absd, norm))
+            return (norm, absd.mean(axis=(1, 2), dtype=np.float64),
+                    absd.max(axis=(1, 2)).astype(np.float64), nonfinite, dnorm, absd)
 
     parts = map_seeds(reduce, S, dW.size)
     norm, mean_abs, max_abs, nonfinite, delta_norm = (np.concatenate([p[i] for p in parts]) for i in range(5))
@@ -197,12 +199,12 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
     return WeightGradStats(norm, mean_abs, max_abs, nonfinite, quant, delta_norm)
 
 
-def all_finite(x: np.ndarray) -> np.ndarray:
+def all_finite(x: np.ndarray, norm: np.ndarray | None = None) -> np.ndarray:
     """(S,) bool: every entry of seed k finite. A finite per-seed sum proves it (an inf or NaN entry makes the
-    sum inf or NaN); only seeds whose sum is not finite — overflow or a non-finite entry — are checked entry by
-    entry."""
+    sum inf or NaN), as does a finite norm already taken (numerics._norm, `norm`); only seeds whose sum or norm
+    is not finite — overflow or a non-finite entry — are checked entry by entry."""
     with np.errstate(all="ignore"):
-        ok = np.isfinite(x.sum(axis=tuple(range(1, x.ndim))))
+        ok = np.isfinite(x.sum(axis=tuple(range(1, x.ndim))) if norm is None else norm)
     if not ok.all():
         bad = ~ok
         ok[bad] = np.isfinite(x[bad]).all(axis=tuple(range(1, x.ndim)))

@@ -174,3 +174,17 @@ def test_every_loss_in_seed_ranges_is_the_serial_loss(loss: str, split_everythin
     one, two = _pass(sc, 1), _pass(sc, 2)
     assert np.array_equal(one.loss, two.loss) and one.loss.shape == (5,)
     assert all(np.array_equal(x, y) for x, y in zip(one.dW, two.dW, strict=True))
+
+
+def test_all_finite_from_a_norm() -> None:
+    """A finite norm proves a seed finite; an overflowing norm of finite entries is checked entry by entry."""
+    from gradscope.diagnostics import all_finite
+    from gradscope.numerics import _norm
+
+    x = np.ones((4, 3, 5))
+    x[1, 0, 0] = np.inf
+    x[2, 1, 1] = np.nan
+    x[3] = 1e308  # finite entries whose norm is inf
+    n = _norm(x, (1, 2))
+    assert not np.isfinite(n[3])
+    assert all_finite(x, n).tolist() == all_finite(x).tolist() == [True, False, False, True]
