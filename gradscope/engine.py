@@ -345,7 +345,7 @@ def linear(h: Array, W: Array, bias: Array | None, activation: str | None = None
             else:
                 a[sl] = act.fn(zs, **kw)
 
-    map_seeds(work, S, z.size)
+    map_seeds(work, S, S * h.shape[-2] * (W.shape[-2] + m))  # the GEMM reads h and writes z
     return z, a
 
 
@@ -370,7 +370,7 @@ def linear_back(h: Array, g: Array, W: Array, need_dx: bool, with_db: bool,
         if dx is not None:
             np.matmul(gs, np.swapaxes(W[sl], -1, -2), out=dx[sl])
 
-    map_seeds(work, S, g.size)
+    map_seeds(work, S, S * g.shape[-2] * (W.shape[-2] + g.shape[-1]))  # the GEMMs read h, g and write dx
     return dW, db, dx
 
 
@@ -492,12 +492,17 @@ def _seed_norm(g: Array, S: int | None = None) -> Array:
     return np.broadcast_to(n, (S,)).copy() if S is not None and n.ndim == 0 else n
 
 
+# A loss reads and writes its (S, B, k) arrays about this many times (softmax, log, products, sums, the gradient):
+# what decides whether its seed ranges are worth threads.
+LOSS_PASSES = 16
+
+
 def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Array, Array]:
     """Loss per seed (S,) and ∂L/∂z_L (S, B, k); seed ranges in threads (each seed's loss is its own)."""
     loss = LOSSES.get(scenario.loss.name)
     head = OUTPUT_ACTIVATIONS.get(scenario.output_activation)
     parts = map_seeds(lambda sl: loss.compute(z_out[sl], target, head, **scenario.loss.params), z_out.shape[0],
-                      z_out.size)
+                      LOSS_PASSES * z_out.size)
     if len(parts) == 1:
         return parts[0]
     return np.concatenate([np.asarray(lp[0]) for lp in parts]), np.concatenate([lp[1] for lp in parts])
