@@ -440,8 +440,11 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
 
             if d.norm is None:
                 grad_of = act_grad  # applied per seed range inside linear_back
-            else:
-                map_seeds(lambda sl: g[sl].__imul__(act_grad(sl)), S, g.size)
+            else:  # φ' first, then the post norm's vjp, then the linear map's
+                def times_act_grad(sl: slice) -> None:
+                    g[sl] *= act_grad(sl)
+
+                map_seeds(times_act_grad, S, g.size)
                 g = norm_back(d.norm, g)
         w, gb, dx = linear_back(tr.h[l - 1], g, params.W[l - 1], need_dx, db is not None, grad_of)
         keep = keep_dW is None or l in keep_dW
