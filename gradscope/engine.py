@@ -272,7 +272,7 @@ def forward_trace(scenario: Scenario, params: Params, x: Array, *, step: int = 0
 
     def dense(d: Dense, h: Array) -> Array:
         if d.projection:
-            return h @ params.extra[f"W{d.row}"]  # a shared (B, n) input broadcasts over the seeds
+            return linear(h, params.extra[f"W{d.row}"], None)[0]
         l = d.index
         bias = params.b[l - 1] if params.b is not None else None
         if d.norm is None and not d.output:
@@ -424,8 +424,9 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
             return g
         if norm_delta is not None:
             norm_delta[d.row] = _seed_norm(g)
-        extra[f"dW{d.row}"] = np.swapaxes(tr.blocks[block.block], -1, -2) @ g
-        return g @ np.swapaxes(params.extra[f"W{d.row}"], -1, -2)
+        dP, _, dx = linear_back(tr.blocks[block.block], g, params.extra[f"W{d.row}"], True, False)
+        extra[f"dW{d.row}"] = dP
+        return dx  # type: ignore[return-value]
 
     def dense_back(d: Dense, g: Array, need_dx: bool) -> Array | None:
         l = d.index

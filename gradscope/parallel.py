@@ -36,9 +36,7 @@ T = TypeVar("T")
 # hand-offs than it saves, and a second thread that has to wait for a busy core stalls every call.
 PARALLEL_GEMM_MACS = 1 << 22
 THREADS_ENV = "GRADSCOPE_THREADS"
-
-
-_controller: Any = None
+_controller: Any = None  # threadpoolctl's controller, made on first use (limit_blas)
 
 # Arrays of fewer entries than this are worked on in one thread: handing ~0.1 ms of work to another
 # thread costs about as much as it saves.
