@@ -72,6 +72,14 @@ def _cross_entropy(z: Array, labels: Array, head: OutputActivation, *, reduction
     """torch.nn.functional.cross_entropy on logits, with class weights and label smoothing."""
     k = z.shape[-1]
     logp = log_softmax(z)
+    if label_smoothing == 0.0 and weight is None:  # the one-hot target itself: t = w·t = onehot, Σ_c t = 1
+        onehot = _onehot(labels, k, z.dtype)
+        denom = float(labels.shape[0]) if reduction == "mean" else 1.0
+        loss = -(onehot * logp).sum(axis=(-2, -1)) / denom
+        grad = np.exp(logp, out=logp)
+        grad -= onehot
+        grad /= denom
+        return loss, grad
     t = (1.0 - label_smoothing) * _onehot(labels, k, z.dtype) + label_smoothing / k  # (B, k)
     w = np.ones(k, dtype=z.dtype) if weight is None else np.asarray(weight, dtype=z.dtype)
     wt = t * w  # (B, k): w_c·t_ic

@@ -20,7 +20,7 @@ from .activations import ACTIVATIONS
 from .analysis import analyze, measure
 from .datasets import DATASETS, Data
 from .diagnostics import _fmt
-from .engine import Params, check_memory, dense_rows, draw_data, init_params, loss_target, run_pass
+from .engine import Params, Pass, check_memory, dense_rows, draw_data, init_params, loss_target, run_pass
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS, hyperparameters, relative_change
 from .report import Finding, HistoryRecord, RunReport, Stat
@@ -61,6 +61,12 @@ def _evaluate(sc: Scenario, params: Params, data: Data) -> tuple[np.ndarray, np.
     with np.errstate(all="ignore"):
         p = run_pass(sc, params, data.x.astype(params.W[0].dtype, copy=False), loss_target(sc, data),
                      dropout=False)  # evaluation, as model.eval(): no dropout
+    return _loss_accuracy(sc, p, data)
+
+
+def _loss_accuracy(sc: Scenario, p: Pass, data: Data) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-seed loss and accuracy of a pass over `data` (run without dropout)."""
+    with np.errstate(all="ignore"):
         acc = accuracy(sc, p.a[-1], data)
         if acc is not None:
             acc = np.where(np.isfinite(p.loss), acc, np.nan)
@@ -122,9 +128,12 @@ class Trace:
 def _record(sc: Scenario, params: Params, step: int, probe: Data, train: Data, hold: Data,
             update: list[np.ndarray], dropout: bool = True) -> tuple[HistoryRecord, dict[str, np.ndarray | None]]:
     """One history record (the probe batch measured as step 0 is, without theory) and its per-seed arrays."""
-    _, d = measure(sc, params, probe.x, loss_target(sc, probe), with_theory=False, update_ratio=update,
+    p, d = measure(sc, params, probe.x, loss_target(sc, probe), with_theory=False, update_ratio=update,
                    dropout=dropout)
-    train_loss, train_acc = _evaluate(sc, params, train)
+    # the probe batch is the first samples of the training set: when it is all of it and the pass drew no dropout
+    # mask, that pass is the training set's evaluation (the same forward, bit for bit)
+    whole = probe.x.shape[0] == train.x.shape[0] and p.trace is not None and not p.trace.masks
+    train_loss, train_acc = _loss_accuracy(sc, p, train) if whole else _evaluate(sc, params, train)
     hold_loss, hold_acc = _evaluate(sc, params, hold)
     L = len(d.layers)
     entry = HistoryRecord(step=step, verdict=d.summary.verdict,

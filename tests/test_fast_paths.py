@@ -146,3 +146,43 @@ def test_quantiles_of_sorted_parts_are_np_quantile() -> None:
         assert np.array_equal(quantiles_of_sorted(parts, qs), np.quantile(x, qs))
         ranks = sorted(set(rng.integers(0, n, 5).tolist()))
         assert select_ranks([p for p in parts if p.size], ranks) == {r: np.sort(x)[r] for r in ranks}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_short_axis_reductions_and_softmax_are_numpys_bits(dtype: type) -> None:
+    """max_last / sum_last (one op per column for a few classes) give np.max / np.sum's values bit for bit,
+    NaN, ±inf and -0.0 included; log_softmax, softmax and cross-entropy's one-hot path built on them equal the
+    textbook formulas evaluated with NumPy's reductions."""
+    from gradscope.activations import OUTPUT_ACTIVATIONS, log_softmax, max_last, softmax, sum_last
+    from gradscope.losses import _cross_entropy
+
+    rng = np.random.default_rng(3)
+    head = OUTPUT_ACTIVATIONS.get("softmax")
+    with np.errstate(all="ignore"):
+        for k in range(1, 24):
+            for trial in range(6):
+                scale = rng.choice([1e-3, 1.0, 40.0, 800.0], size=(3, 9, k))
+                z = (rng.standard_normal((3, 9, k)) * scale).astype(dtype)
+                if trial == 1:
+                    z[0, 1, 0] = np.nan
+                if trial == 2:
+                    z[1, 2, k - 1], z[2, 3, 0] = np.inf, -np.inf
+                if trial == 3:
+                    z[2, 4, :] = -0.0
+                assert np.array_equal(max_last(z), z.max(axis=-1, keepdims=True), equal_nan=True)
+                assert np.array_equal(sum_last(np.abs(z)), np.abs(z).sum(axis=-1, keepdims=True), equal_nan=True)
+                assert np.array_equal(sum_last(z), z.sum(axis=-1, keepdims=True), equal_nan=True)
+                m = z.max(axis=-1, keepdims=True)
+                ref = z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+                assert np.array_equal(log_softmax(z), ref, equal_nan=True)
+                e = np.exp(z - m)
+                assert np.array_equal(softmax(z), e / e.sum(axis=-1, keepdims=True), equal_nan=True)
+                labels = rng.integers(0, k, 9)
+                onehot = np.eye(k, dtype=dtype)[labels]
+                for reduction, denom in (("mean", 9.0), ("sum", 1.0)):
+                    loss, grad = _cross_entropy(z, labels, head, reduction=reduction)
+                    assert np.array_equal(loss, -(onehot * ref).sum(axis=(-2, -1)) / denom, equal_nan=True)
+                    assert np.array_equal(grad, (np.exp(ref) - onehot) / denom, equal_nan=True)
+                    # the general path (smoothing 0 written out as class weights of 1) agrees bit for bit
+                    loss_w, grad_w = _cross_entropy(z, labels, head, reduction=reduction, weight=[1.0] * k)
+                    assert np.array_equal(loss, loss_w, equal_nan=True) and np.array_equal(grad, grad_w, equal_nan=True)

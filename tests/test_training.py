@@ -166,3 +166,29 @@ def test_fully_diverged_run_says_so_in_quiet_and_states_no_dead_fractions(tmp_pa
     assert flat.startswith("verdict at initialization (step 0): ")
     assert "training: diverged in 3 of 3 seeds at step 1" in flat
     assert "did not diverge" not in flat
+
+
+@pytest.mark.parametrize(("batch_size", "dropout"), [(64, 0.0), (64, 0.3), (32, 0.0)])
+def test_recorded_train_loss_is_the_training_sets_evaluation(batch_size, dropout):
+    """Each record's train loss and accuracy are the whole training set's, without dropout. When the probe batch
+    is the whole training set and its pass drew no dropout mask, that pass is reused: the same bits as evaluating
+    again; with dropout, or a probe smaller than the set, the set is evaluated on its own."""
+    from gradscope.training import _evaluate
+
+    net = {"input_dim": 6, "depth": 2, "width": 16, "output_dim": 3, "activation": "relu", "init": "he_normal"}
+    if dropout:
+        net["dropout"] = dropout
+    sc = load_scenario({"seed": 2, "seeds": 3, "network": net,
+                        "data": {"kind": "blobs", "batch_size": batch_size},
+                        "train": {"steps": 4, "optimizer": "sgd", "lr": 0.1, "train_size": 64, "holdout": 32,
+                                  "record_every": 2}})
+    data = draw_data(sc, n=96)
+    train, hold = _split(data, 64)
+    probe = _split(train, min(batch_size, 64))[0]
+    params = init_params(sc)
+    final, history, trace = train_ensemble(sc, params.copy(), train, probe, hold)
+    loss, acc = _evaluate(sc, final, train)
+    assert np.array_equal(trace.train_loss[-1], loss) and np.array_equal(trace.train_accuracy[-1], acc)
+    loss0, acc0 = _evaluate(sc, params, train)
+    assert np.array_equal(trace.train_loss[0], loss0) and np.array_equal(trace.train_accuracy[0], acc0)
+    assert history[-1].train_loss.median == pytest.approx(float(np.median(loss)))
