@@ -1,6 +1,6 @@
 """The whole `gradscope run` against PyTorch CPU and the matrix-multiply floor, and what a user waits for.
 
-    python benchmarks/bench.py [--torch-python PATH] [--repeat N] [--quick]
+    python benchmarks/bench.py [--torch-python PATH] [--repeat N] [--quick] [--only PREFIX]
 
 One command prints every figure of the README's performance section:
 
@@ -313,6 +313,7 @@ def main() -> None:
     ap.add_argument("--torch-python", help="python of a venv with torch installed (optional)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="whole-run table only (no contention, memory, scaling)")
+    ap.add_argument("--only", metavar="PREFIX", help="whole-run table of the workloads whose name starts with PREFIX")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -340,6 +341,8 @@ def main() -> None:
     print(f"{'workload':42} {'gradscope':>10} {'threads':>7} {'floor':>10} {'/floor':>6} {'torch':>10} {'/torch':>6}")
     quiet: dict[str, float] = {}
     for name in WORKLOADS:
+        if args.only and not name.startswith(args.only):
+            continue
         g = _spawn(sys.executable, ["--worker", "gradscope", "--workload", name, "--repeat", rep])
         f = _spawn(sys.executable, ["--worker", "floor", "--workload", name, "--repeat", rep])
         quiet[name] = g["run"]
@@ -350,7 +353,7 @@ def main() -> None:
                                                 "--threads", str(t)])["torch"] for t in sorted({1, cores}))
             line += f" {_ms(th):>10} {g['run'] / th:6.2f}"
         print(line, flush=True)
-    if args.quick:
+    if args.quick or args.only:
         return
 
     print("\n2. contention: beside a busy process pinned to the last core (NumPy 300×300 matmuls, default threads)")
