@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .diagnostics import Diagnosis, diagnose, dW_statistics
+from .diagnostics import Diagnosis, act_grad_statistics, diagnose, dW_statistics
 from .engine import Params, Pass, largest_gemm, run_pass
 from .parallel import blas_threads, limit_blas
 from .report import RunReport
@@ -29,7 +29,8 @@ def measure(scenario: Scenario, params: Params, x: np.ndarray, target: np.ndarra
     1's full dW. with_theory=False skips the mean-field predictions (training records).
     """
     p = run_pass(scenario, params, x.astype(params.W[0].dtype, copy=False), target, reduce_dW=dW_statistics,
-                 keep_dW=None if keep_gradients else (1,), dropout=dropout)
+                 keep_dW=None if keep_gradients else (1,), dropout=dropout,
+                 reduce_act_grad=act_grad_statistics(scenario))
     with np.errstate(all="ignore"):  # overflow is reported as data, never as warnings
         d = diagnose(scenario, params, p, with_theory=with_theory, update_ratio=update_ratio, dropout=dropout)
     return p, d

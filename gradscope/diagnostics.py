@@ -18,6 +18,7 @@ in that order.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,30 @@ class LayerArrays:
 QUANTILE_SAMPLE = 1 << 18  # |∂L/∂W| quantiles use at most this many entries (an evenly strided subset)
 
 
+def act_grad_statistics(scenario: Scenario) -> Callable[[int, np.ndarray], dict[str, np.ndarray]]:
+    """engine.backward's reduce_act_grad: from φ'(z_l) of a seed range (k, B, n), the per-seed saturation,
+    dead fraction and mean φ' of hidden layer l, taken while backward has φ' (it is then not computed again)."""
+
+    def reduce(l: int, fprime: np.ndarray) -> dict[str, np.ndarray]:
+        comp = scenario.activations[l - 1]
+        act = ACTIVATIONS.get(comp.name)
+        with np.errstate(all="ignore"):
+            return _fprime_statistics(act, fprime, float(act.max_grad(**comp.params)))
+
+    return reduce
+
+
+def _fprime_statistics(act: Any, fprime: np.ndarray, gmax: float) -> dict[str, np.ndarray]:
+    """Per seed of a (k, B, n) φ': saturation (φ' < 10% of its max), dead fraction (units below 0.1% of it for
+    every sample), mean φ' — zero where the activation cannot saturate / die."""
+    k = fprime.shape[0]
+    return {"saturation": ((fprime < SATURATION_LEVEL * gmax).mean(axis=(1, 2), dtype=np.float64)
+                           if act.saturating else np.zeros(k)),
+            "dead_fraction": ((fprime < DEAD_LEVEL * gmax).all(axis=1).mean(axis=1, dtype=np.float64)
+                              if act.can_die else np.zeros(k)),
+            "act_grad_mean": fprime.mean(axis=(1, 2), dtype=np.float64)}
+
+
 def _act_grad(scenario: Scenario, l: int, z: np.ndarray, a: np.ndarray) -> tuple[np.ndarray | None, float]:
     """φ'(z_l) of hidden layer l and max φ'; (None, 1) for the output layer."""
     if l > scenario.depth:
@@ -89,7 +114,10 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.nd
             dW_statistics(l, p.dW[l - 1], p.z, p.a, p.delta[l - 1]) for l in range(1, L + 1)]
         wgn = [g.norm for g in gstats]
         S = params.W[0].shape[0]
-        ranges = map_seeds(lambda sl: _range_statistics(scenario, params, p, sl), S, sum(z.size for z in p.z))
+        taken = {l: {k: np.concatenate([r[k] for _, r in sorted(parts, key=lambda sr: sr[0])]) for k in parts[0][1]}
+                 for l, parts in (p.act_grad_stats or {}).items()}  # φ' statistics backward took, per layer
+        ranges = map_seeds(lambda sl: _range_statistics(scenario, params, p, sl, taken), S,
+                           sum(z.size for z in p.z))
         big = [{k: np.concatenate([r[l][k] for r in ranges]) for k in ranges[0][l]} for l in range(L)]
         dn = [g.delta_norm for g in gstats]
         for l in range(1, L + 1):
@@ -112,9 +140,11 @@ def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.nd
     return out
 
 
-def _range_statistics(scenario: Scenario, params: Params, p: Pass, sl: slice) -> list[dict[str, np.ndarray]]:
+def _range_statistics(scenario: Scenario, params: Params, p: Pass, sl: slice,
+                      taken: dict[int, dict[str, np.ndarray]] | None = None) -> list[dict[str, np.ndarray]]:
     """Per layer, the per-seed reductions of seeds `sl` over the big arrays: ‖W‖, mean and std of
-    what the activation sees (z, or norm(z)) and of a, and the φ'-based saturation, dead fraction, mean φ'."""
+    what the activation sees (z, or norm(z)) and of a, and the φ'-based saturation, dead fraction, mean φ'
+    (from `taken`, layer -> (S,) arrays backward reduced, where it has them)."""
     L = scenario.n_layers
     u = p.trace.u if p.trace is not None else p.z  # what each activation sees (z, or norm(z))
     out = []
@@ -127,14 +157,14 @@ def _range_statistics(scenario: Scenario, params: Params, p: Pass, sl: slice) ->
                  "preact_std": z.std(axis=(1, 2), dtype=np.float64),
                  "act_mean": a.mean(axis=(1, 2), dtype=np.float64),
                  "act_std": a.std(axis=(1, 2), dtype=np.float64)}
+            if taken is not None and l in taken:
+                v.update({key: arr[sl] for key, arr in taken[l].items()})
+                out.append(v)
+                continue
             fprime, gmax = _act_grad(scenario, l, z, a)
             act = ACTIVATIONS.get(scenario.activations[l - 1].name) if l <= scenario.depth else None
             if act is not None and fprime is not None:
-                v["saturation"] = ((fprime < SATURATION_LEVEL * gmax).mean(axis=(1, 2), dtype=np.float64)
-                                   if act.saturating else np.zeros(k))
-                v["dead_fraction"] = ((fprime < DEAD_LEVEL * gmax).all(axis=1).mean(axis=1, dtype=np.float64)
-                                      if act.can_die else np.zeros(k))
-                v["act_grad_mean"] = fprime.mean(axis=(1, 2), dtype=np.float64)
+                v.update(_fprime_statistics(act, fprime, gmax))
             else:
                 v["saturation"] = _output_saturation(scenario.output_activation, a)
                 v["dead_fraction"] = np.zeros(k)

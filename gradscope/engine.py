@@ -59,6 +59,7 @@ class Pass:
     db: list[Array] | None   # (S, n_l)
     loss: Array              # (S,)
     dW_stats: list[Any] | None = None  # reduce_dW(l, dW_l, z, a, δ_l) of every layer, when asked for
+    act_grad_stats: dict[int, list[tuple[int, Any]]] | None = None  # layer -> [(range start, reduce_act_grad(..))]
     trace: Trace | None = None          # inputs h, activation inputs u, norm caches, dropout masks, block inputs
     extra: dict[str, Array] = field(default_factory=dict)   # dgamma{r}, dbeta{r}, dW{r} (projection rows)
     blocks: list[BlockGrad] = field(default_factory=list)   # residual stream at each block input
@@ -389,6 +390,8 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
              stats: list[Any] | None = None, trace: Trace | None = None,
              extra: dict[str, Array] | None = None, blocks: list[BlockGrad] | None = None,
              norm_delta: dict[int, Array] | None = None,
+             reduce_act_grad: Callable[[int, Array], Any] | None = None,
+             act_grad_stats: dict[int, list[tuple[int, Any]]] | None = None,
              ) -> tuple[list[Array], list[Array], list[Array] | None]:
     """Backprop δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ φ'(z_l); dW_l = a_{l-1}ᵀ δ_l, db_l = Σ_batch δ_l.
 
@@ -399,6 +402,8 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
     (scratch=True: dW_l is dropped after, the reduction may overwrite it); with
     keep_dW (layer numbers), the other layers' dW and δ (but the output layer's δ) are then dropped (None),
     so the pass never holds every weight gradient or every δ at once.
+    reduce_act_grad(l, φ'_l of a seed range), when given, is kept in act_grad_stats[l] as (range start, result)
+    while backward has φ'(z_l) in hand, so the statistics need not compute it again.
     """
     L = scenario.n_layers
     tr = trace if trace is not None else Trace(a[:-1], z, z, a, {}, {}, {})
@@ -437,7 +442,10 @@ def backward(scenario: Scenario, params: Params, z: list[Array], a: list[Array],
             u, a = tr.u[l - 1], tr.a[l]
 
             def act_grad(sl: slice) -> Array:
-                return act.grad(u[sl], a[sl], **kw)
+                fprime = act.grad(u[sl], a[sl], **kw)
+                if reduce_act_grad is not None and act_grad_stats is not None:
+                    act_grad_stats.setdefault(l, []).append((sl.start or 0, reduce_act_grad(l, fprime)))
+                return fprime
 
             if d.norm is None:
                 grad_of = act_grad  # applied per seed range inside linear_back
@@ -514,25 +522,28 @@ def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Arra
 
 def run_pass(scenario: Scenario, params: Params, x: Array, target: Array,
              reduce_dW: Callable[..., Any] | None = None, keep_dW: Container[int] | None = None, *,
-             step: int = 0, dropout: bool = True, head: bool = True) -> Pass:
+             step: int = 0, dropout: bool = True, head: bool = True,
+             reduce_act_grad: Callable[[int, Array], Any] | None = None) -> Pass:
     """Forward, loss and backward for the whole ensemble. Overflow is data: never raises or warns.
 
-    reduce_dW / keep_dW: see backward (statistics of each weight gradient as it is produced; which
-    layers' full dW the Pass keeps, None for all). step: the training step whose dropout masks are drawn;
-    dropout=False runs without dropout (`--eval`); head=False: see forward_trace (training steps).
+    reduce_dW / keep_dW / reduce_act_grad: see backward (statistics of each weight gradient and each φ' as
+    backward produces them; which layers' full dW the Pass keeps, None for all). step: the training step
+    whose dropout masks are drawn; dropout=False runs without dropout (`--eval`); head=False: see
+    forward_trace (training steps).
     """
     stats: list[Any] | None = [] if reduce_dW is not None else None
     extra: dict[str, Array] = {}
     blocks: list[BlockGrad] = []
     norm_delta: dict[int, Array] = {}
+    act_stats: dict[int, list[tuple[int, Any]]] | None = {} if reduce_act_grad is not None else None
     with np.errstate(all="ignore"):
         tr = forward_trace(scenario, params, x, step=step, dropout=dropout, head=head)
         loss, delta_out = loss_and_grad(scenario, tr.z[-1], target)
         delta, dW, db = backward(scenario, params, tr.z, tr.a, delta_out.astype(tr.z[-1].dtype, copy=False),
                                  reduce_dW, keep_dW, stats, trace=tr, extra=extra, blocks=blocks,
-                                 norm_delta=norm_delta)
+                                 norm_delta=norm_delta, reduce_act_grad=reduce_act_grad, act_grad_stats=act_stats)
     return Pass(x=x, target=target, z=tr.z, a=tr.a, delta=delta, dW=dW, db=db, loss=loss, dW_stats=stats,
-                trace=tr, extra=extra, blocks=blocks, norm_delta=norm_delta)
+                act_grad_stats=act_stats, trace=tr, extra=extra, blocks=blocks, norm_delta=norm_delta)
 
 
 def estimate_bytes(scenario: Scenario, batch: int | None = None) -> int:

@@ -141,3 +141,42 @@ def test_norms_of_finite_gradients_beyond_the_square_range_stay_finite():
     np.testing.assert_allclose(norms, m * np.linalg.norm(dW1 / m[:, None], axis=1), rtol=1e-12)
     assert r.layers[0].status == "exploding" and r.summary.verdict == "exploding"
     assert all(lay.median("gradient_ratio") is not None for lay in r.layers)
+
+
+@pytest.mark.parametrize("net", [
+    {"depth": 3, "width": 12, "activation": "tanh"},
+    {"depth": 3, "width": 12, "activation": "relu", "init": "he_normal", "dropout": 0.3},
+    {"depth": 3, "width": 12, "activation": "gelu", "norm": "layernorm", "norm_placement": "post"},
+    {"depth": 4, "width": 12, "activation": "elu", "residual": {"every": 2, "alpha": 0.5, "projection": True},
+     "norm": "layernorm"},
+    {"depth": 3, "width": 12, "activation": "sigmoid", "bias_init": {"scheme": "constant", "value": -4.0}},
+    {"depth": 3, "width": 12, "activation": "relu", "bias_init": {"scheme": "constant", "value": -1.0}},
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_act_grad_statistics_taken_in_backward_are_the_ones_computed_after(net, threads):
+    """Saturation, dead fraction and mean φ' are reduced from the φ' backward computes (reduce_act_grad), not
+    from a second φ': the same bits as computing φ' again from the pass's arrays, per seed, in one thread or two."""
+    from gradscope import parallel
+    from gradscope.diagnostics import act_grad_statistics, layer_arrays
+    from gradscope.engine import draw_data, init_params, loss_target, run_pass
+    from gradscope.scenario import load_scenario
+
+    sc = load_scenario({"seed": 4, "seeds": 5, "network": {"input_dim": 6, "output_dim": 3, **net},
+                        "data": {"batch_size": 16}})
+    params, data = init_params(sc), draw_data(sc)
+    x, t = data.x, loss_target(sc, data)
+    with parallel.using(threads), np.errstate(all="ignore"):
+        old = parallel.PARALLEL_VALUES
+        parallel.PARALLEL_VALUES = 1  # split even these small arrays into seed ranges
+        try:
+            hooked = run_pass(sc, params, x, t, reduce_act_grad=act_grad_statistics(sc))
+            plain = run_pass(sc, params, x, t)
+            with_hook = layer_arrays(sc, params, hooked, None)
+            without = layer_arrays(sc, params, plain, None)
+        finally:
+            parallel.PARALLEL_VALUES = old
+    assert hooked.act_grad_stats is not None and sorted(hooked.act_grad_stats) == list(range(1, sc.depth + 1))
+    assert plain.act_grad_stats is None
+    for a, b in zip(with_hook, without, strict=True):
+        for key in ("saturation", "dead_fraction", "act_grad_mean"):
+            assert np.array_equal(a.values[key], b.values[key], equal_nan=True), key
