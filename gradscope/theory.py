@@ -406,23 +406,37 @@ def _pair_kernels(activation: tuple[str, dict[str, Any]], cov: np.ndarray) -> tu
     # times): φ and φ' there are evaluated once per sample and node and repeated, the same numbers
     act = ACTIVATIONS.get(name)
     p = dict(params or {})
-    _, u2, w, bi, bj = _pair_nodes(cov)
+    z1, z2, w = _hermite_2d()
     nodes = _hermite_1d()
+    k = nodes.size
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.clip(np.where(np.outer(sd, sd) > 0, cov / np.outer(sd, sd), 0.0), -1.0, 1.0)
+    m = cov.shape[0]
+    bi, bj = np.triu_indices(m)
     s1 = sd[:, None] * nodes[None, :]  # (m, k): the values of u1
     F1 = act.fn(s1, **p)
     G1 = act.grad(s1, F1, **p)
-    f1 = np.repeat(F1[bi], nodes.size, axis=1)
-    g1 = np.repeat(G1[bi], nodes.size, axis=1)
-    f2, g2 = np.empty_like(u2), np.empty_like(u2)
+    r = rho[bi, bj]
+    c = np.sqrt(1.0 - r**2)
+    fprod, gprod = np.empty((bi.size, k * k)), np.empty((bi.size, k * k))
 
-    def work(sl: slice) -> None:  # φ(u2), φ'(u2) elementwise: ranges of pairs in threads, the same numbers
-        f2[sl] = act.fn(u2[sl], **p)
-        g2[sl] = act.grad(u2[sl], f2[sl], **p)
+    def work(sl: slice) -> None:
+        # a range of pairs in a thread: u2 = sd_b'·(ρ z1 + √(1-ρ²) z2) (_pair_nodes' products and sums, in
+        # place), φ(u2) and φ'(u2), times φ(u1), φ'(u1) broadcast over the k z2 nodes of each z1 node (the
+        # same products as with u1's values repeated): the same numbers as pair_expectation's
+        u2 = r[sl, None] * z1[None, :]
+        u2 += c[sl, None] * z2[None, :]
+        u2 *= sd[bj[sl], None]
+        f2 = act.fn(u2, **p)
+        g2 = act.grad(u2, f2, **p)
+        np.multiply(f2.reshape(-1, k, k), F1[bi[sl], :, None], out=fprod[sl].reshape(-1, k, k))
+        np.multiply(g2.reshape(-1, k, k), G1[bi[sl], :, None], out=gprod[sl].reshape(-1, k, k))
 
-    map_seeds(work, u2.shape[0], u2.size)
-    m = cov.shape[0]
-    return _pair_fill((f1 * f2) @ w, bi, bj, m), _pair_fill((g1 * g2) @ w, bi, bj, m)
+    map_seeds(work, bi.size, bi.size * k * k)
+    # the weighted sums over the whole (pairs, nodes) arrays at once, as pair_expectation's: BLAS's matrix-vector
+    # kernels add a block of rows in one order and the rows left over in another, so ranges would change bits
+    return _pair_fill(fprod @ w, bi, bj, m), _pair_fill(gprod @ w, bi, bj, m)
 
 
 def batch_gradient_ratio(sizes: Sequence[int], activations: Sequence[tuple[str, dict[str, Any]]],

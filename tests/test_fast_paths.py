@@ -186,3 +186,19 @@ def test_short_axis_reductions_and_softmax_are_numpys_bits(dtype: type) -> None:
                     # the general path (smoothing 0 written out as class weights of 1) agrees bit for bit
                     loss_w, grad_w = _cross_entropy(z, labels, head, reduction=reduction, weight=[1.0] * k)
                     assert np.array_equal(loss, loss_w, equal_nan=True) and np.array_equal(grad, grad_w, equal_nan=True)
+
+
+@pytest.mark.parametrize("act", [("tanh", {}), ("sigmoid", {}), ("gelu", {"approximate": "tanh"})])
+def test_pair_kernels_of_a_large_batch_are_the_pair_expectations(act: tuple[str, dict]) -> None:
+    """64 samples (2080 pairs, as theory_for uses), in one thread and in ranges of pairs: pair_expectation's bits."""
+    from gradscope import parallel
+    from gradscope.theory import _pair_kernels, _phi, pair_expectation
+
+    x = np.random.default_rng(8).standard_normal((64, 20))
+    cov = 1.7 * x @ x.T / 20 + 0.1
+    fn, grad = _phi(*act)
+    want = pair_expectation(fn, fn, cov), pair_expectation(grad, grad, cov)
+    for workers in (1, 2):
+        with parallel.using(workers):
+            got = _pair_kernels(act, cov)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), workers
