@@ -355,15 +355,20 @@ def pair_expectation(f: Fn, g: Fn, cov: np.ndarray) -> np.ndarray:
 def _pair_nodes(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The quadrature points (u1, u2) (pairs, nodes), weights and pair indices (bi, bj) of pair_expectation."""
     z1, z2, w = _hermite_2d()
-    var = np.clip(np.diag(cov), 0.0, None)
-    sd = np.sqrt(var)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.clip(np.where(np.outer(sd, sd) > 0, cov / np.outer(sd, sd), 0.0), -1.0, 1.0)
+    sd, rho = _correlations(cov)
     m = cov.shape[0]
     bi, bj = np.triu_indices(m)
     u1 = sd[bi, None] * z1[None, :]
     u2 = sd[bj, None] * (rho[bi, bj, None] * z1[None, :] + np.sqrt(1.0 - rho[bi, bj, None] ** 2) * z2[None, :])
     return u1, u2, w, bi, bj
+
+
+def _correlations(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The standard deviations (m,) of a covariance (m, m) and its correlations, 0 where a variance is 0."""
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.clip(np.where(np.outer(sd, sd) > 0, cov / np.outer(sd, sd), 0.0), -1.0, 1.0)
+    return sd, rho
 
 
 def _pair_fill(vals: np.ndarray, bi: np.ndarray, bj: np.ndarray, m: int) -> np.ndarray:
@@ -375,10 +380,8 @@ def _pair_fill(vals: np.ndarray, bi: np.ndarray, bj: np.ndarray, m: int) -> np.n
 
 def _arccos_kernels(cov: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
     """Closed forms for φ = leaky ReLU (slope 0: ReLU): E[φ(u)φ(v)] and E[φ'(u)φ'(v)] (Cho & Saul's kernels)."""
-    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    sd, rho = _correlations(cov)
     norm = np.outer(sd, sd)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.clip(np.where(norm > 0, cov / norm, 0.0), -1.0, 1.0)
 
     def k1(r: np.ndarray) -> np.ndarray:  # E[relu(u)relu(v)] / (sd_u sd_v)
         t = np.arccos(r)
@@ -409,9 +412,7 @@ def _pair_kernels(activation: tuple[str, dict[str, Any]], cov: np.ndarray) -> tu
     z1, z2, w = _hermite_2d()
     nodes = _hermite_1d()
     k = nodes.size
-    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.clip(np.where(np.outer(sd, sd) > 0, cov / np.outer(sd, sd), 0.0), -1.0, 1.0)
+    sd, rho = _correlations(cov)
     m = cov.shape[0]
     bi, bj = np.triu_indices(m)
     s1 = sd[:, None] * nodes[None, :]  # (m, k): the values of u1
