@@ -28,7 +28,7 @@ from .activations import ACTIVATIONS
 from .engine import Params, Pass, dense_rows
 from .inits import INITS, LayerContext, layer_sigmas
 from .layers import BATCHNORM_RELU_GRADIENT_GROWTH, Dense, Norm, Residual, dropout_keep, stream_moments, walk
-from .numerics import _div, _norm
+from .numerics import _div, _norm, mean_std
 from .optimizers import first_step_ratio
 from .parallel import map_seeds, seed_slices
 from .quantiles import quantiles, quantiles_of_sorted
@@ -152,11 +152,10 @@ def _range_statistics(scenario: Scenario, params: Params, p: Pass, sl: slice,
         for l in range(1, L + 1):
             z, a, W = u[l - 1][sl], p.a[l][sl], params.W[l - 1][sl]
             k = W.shape[0]
-            v = {"weight_norm": _norm(W, (1, 2)),
-                 "preact_mean": z.mean(axis=(1, 2), dtype=np.float64),
-                 "preact_std": z.std(axis=(1, 2), dtype=np.float64),
-                 "act_mean": a.mean(axis=(1, 2), dtype=np.float64),
-                 "act_std": a.std(axis=(1, 2), dtype=np.float64)}
+            zm, zs = mean_std(z, (1, 2))
+            am, ast = mean_std(a, (1, 2))
+            v = {"weight_norm": _norm(W, (1, 2)), "preact_mean": zm, "preact_std": zs, "act_mean": am,
+                 "act_std": ast}
             if taken is not None and l in taken:
                 v.update({key: arr[sl] for key, arr in taken[l].items()})
                 out.append(v)
@@ -442,11 +441,12 @@ def _row_arrays(g: np.ndarray, gb: np.ndarray | None, w: np.ndarray, x: np.ndarr
     pooled = absg[~nonfinite].ravel()
     qs = quantiles(pooled, QUANTILES) if pooled.size else [None] * len(QUANTILES)
     nan = np.full(S, np.nan)
+    xm, xs = mean_std(x, (-2, -1))
+    ym, ys = mean_std(y, (1, 2))
     v = {"weight_grad_norm": wgn, "bias_grad_norm": _norm(gb, (1,)) if gb is not None else nan,
          "delta_norm": delta, "grad_weight_ratio": _div(wgn, _norm(w, axes)), "gradient_ratio": _div(wgn, out_wgn),
-         "preact_mean": np.broadcast_to(x.mean(axis=(-2, -1), dtype=np.float64), (S,)).copy(),
-         "preact_std": np.broadcast_to(x.std(axis=(-2, -1), dtype=np.float64), (S,)).copy(),
-         "act_mean": y.mean(axis=(1, 2), dtype=np.float64), "act_std": y.std(axis=(1, 2), dtype=np.float64),
+         "preact_mean": np.broadcast_to(xm, (S,)).copy(), "preact_std": np.broadcast_to(xs, (S,)).copy(),
+         "act_mean": ym, "act_std": ys,
          "saturation": np.zeros(S), "dead_fraction": np.zeros(S), "act_grad_mean": nan,
          "mean_abs_grad": absg.mean(axis=axes, dtype=np.float64),
          "max_abs_grad": absg.max(axis=axes).astype(np.float64),

@@ -55,3 +55,14 @@ def median(values: np.ndarray, axis: int | None = None) -> np.ndarray:
         return last
     np.copyto(out, last, where=nan)
     return out
+
+
+_STD_TAKES_MEAN = int(np.__version__.split(".")[0]) >= 2  # NumPy 2.0 added std(..., mean=)
+
+
+def mean_std(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """x.mean(axes) and x.std(axes) in float64, the same numbers; std is handed the mean (NumPy ≥ 2) instead of
+    summing x a second time to find it — one pass fewer of the five."""
+    m = x.mean(axis=axes, dtype=np.float64, keepdims=True)
+    s = x.std(axis=axes, dtype=np.float64, mean=m) if _STD_TAKES_MEAN else x.std(axis=axes, dtype=np.float64)
+    return m.reshape(s.shape), s

@@ -202,3 +202,20 @@ def test_pair_kernels_of_a_large_batch_are_the_pair_expectations(act: tuple[str,
         with parallel.using(workers):
             got = _pair_kernels(act, cov)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), workers
+
+
+def test_mean_std_are_numpys() -> None:
+    """numerics.mean_std (std handed the mean) gives x.mean and x.std's float64 values bit for bit: float32 and
+    float64, trailing or negative axes, 2-D, NaN and inf seeds."""
+    from gradscope.numerics import mean_std
+
+    rng = np.random.default_rng(2)
+    for shape, axes in [((5, 7, 3), (1, 2)), ((7, 3), (-2, -1)), ((4, 7, 3), (-2, -1)), ((3, 300, 40), (1, 2))]:
+        for dtype in (np.float64, np.float32):
+            x = (rng.standard_normal(shape) * 10.0 ** rng.uniform(-3, 3)).astype(dtype)
+            if len(shape) == 3:
+                x[0, 0, 0], x[-1, -1, -1] = np.nan, np.inf
+            with np.errstate(invalid="ignore"):
+                m, s = mean_std(x, axes)
+                assert np.array_equal(m, x.mean(axis=axes, dtype=np.float64), equal_nan=True)
+                assert np.array_equal(s, x.std(axis=axes, dtype=np.float64), equal_nan=True)
