@@ -98,7 +98,13 @@ def _root(version: Annotated[bool, typer.Option("--version", "-V", callback=_ver
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Bad input -> one paragraph on stderr and exit 2; Ctrl-C -> exit 130; never a traceback."""
+    """Bad input -> one paragraph on stderr and exit 2; Ctrl-C -> exit 130; never a traceback.
+
+    Every command enters it once its modules are imported: the garbage collector paused for the imports
+    (runtime.pause_collection) resumes here."""
+    from .runtime import resume_collection
+
+    resume_collection()
     try:
         yield
     except GradscopeError as exc:
@@ -238,7 +244,6 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
       gradscope run scenarios/relu-he.yaml --seeds 64 --set network.depth=50
     """
     from . import api
-    from .csvtext import run_csv
     from .engine import parse_size
 
     with _errors():
@@ -255,7 +260,7 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
             figure = report_figure(report)
             for path in plots:
                 save(figure, path)
-        _show(format, output, no_color, json=report.to_dict, csv=lambda: run_csv(report),
+        _show(format, output, no_color, json=report.to_dict, csv=lambda: _run_csv(report),
               markdown=lambda render: render.run_markdown(report),
               table=lambda render: render.run_renderable(report, quiet=quiet, width=_width(output)))
         if sc.expect is not None:
@@ -265,6 +270,12 @@ def run(scenario: ScenarioArg = None, seeds: SeedsOpt = None, seed: SeedOpt = No
             if failures:
                 typer.echo(f"gradscope: expectation not met: {'; '.join(failures)}", err=True)
                 raise typer.Exit(1)
+
+
+def _run_csv(report: Any) -> str:
+    from .csvtext import run_csv
+
+    return run_csv(report)
 
 
 # ---------------------------------------------------------------- check

@@ -12,9 +12,22 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .csvtext import CSV_STATS, _csv, _structured_rows, csv_text, run_csv, run_csv_rows  # noqa: F401  (CSV format)
-from .jsontext import json_safe, to_json  # noqa: F401  (the JSON format, beside the others)
 from .report import LayerReport, RunReport
+
+# The CSV and JSON formats, beside the others as render.run_csv, render.to_json, ...: imported when first read
+# (PEP 562), so that a table or markdown run does not import the csv and json modules.
+_TEXT_FORMATS = {"CSV_STATS": "csvtext", "_csv": "csvtext", "_structured_rows": "csvtext", "csv_text": "csvtext",
+                 "run_csv": "csvtext", "run_csv_rows": "csvtext", "json_safe": "jsontext", "to_json": "jsontext"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _TEXT_FORMATS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_TEXT_FORMATS[name]}", __package__), name)
+    globals()[name] = value
+    return value
 
 STATUS_STYLE = {"healthy": "green", "vanishing": "blue", "exploding": "red", "saturated": "yellow",
                 "dead": "magenta", "overflow": "bold red"}
@@ -811,6 +824,8 @@ def compare_markdown(cmp: Any) -> str:
 
 
 def compare_csv(cmp: Any) -> str:
+    from .csvtext import _structured_rows, csv_text, run_csv_rows
+
     head: list[str] = []
     rows: list[list[Any]] = []
     structured = any(_structured_rows(r) for r in cmp.reports)
@@ -821,6 +836,8 @@ def compare_csv(cmp: Any) -> str:
 
 
 def curve_csv(cmp: Any) -> str:
+    from .csvtext import csv_text
+
     head = ["p"] + [f"{lab}_{k}" for lab in cmp.labels for k in ("loss", "grad_true_logit")]
     rows = [[repr(row["p"])] + [repr(row[lab][k]) for lab in cmp.labels for k in ("loss", "grad_true_logit")]
             for row in cmp.curve]

@@ -5,6 +5,9 @@
 - `main()`: the console-script entry point; answers `--version` without importing typer or NumPy,
   then hands over to the typer app in cli.py, which tunes the allocator before it runs a command
   (not for --help: ctypes is not imported for it), and freezes the heap before the exit (`freeze_heap`).
+- The cyclic garbage collector is paused while a command imports its modules (`pause_collection`,
+  `resume_collection`): those imports make ~100 000 objects that all live to the exit, and the
+  collections they trigger (~10 ms of `gradscope run`) find nothing to free.
 """
 
 from __future__ import annotations
@@ -41,12 +44,40 @@ def main() -> None:
 
         sys.stdout.write(f"gradscope {__version__}\n")
         return
+    pause_collection()
     from .cli import main as cli_main
 
     try:
         cli_main()
     finally:
         freeze_heap()
+
+
+_paused = False
+
+
+def pause_collection() -> None:
+    """Pause the cyclic garbage collector until `resume_collection` (the console-script process only)."""
+    global _paused
+    import gc
+
+    if gc.isenabled():
+        gc.disable()
+        _paused = True
+
+
+def resume_collection() -> None:
+    """After a command's imports: move every object made so far to the collector's permanent generation (the
+    modules, classes and functions live to the exit; collections never scan them again) and collect from here
+    on as usual. Does nothing unless `pause_collection` paused the collector."""
+    global _paused
+    if not _paused:
+        return
+    import gc
+
+    gc.freeze()
+    gc.enable()
+    _paused = False
 
 
 def freeze_heap() -> None:

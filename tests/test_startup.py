@@ -3,6 +3,7 @@ commands counted, so that the tests do not depend on the machine's load)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -25,7 +26,8 @@ try:
     runtime.main()
 except SystemExit:
     pass
-sys.stderr.write("\\n" + json.dumps({{"added": sorted(set(sys.modules) - before), "frozen": gc.get_freeze_count()}}))
+sys.stderr.write("\\n" + json.dumps({{"added": sorted(set(sys.modules) - before), "frozen": gc.get_freeze_count(),
+                                     "collecting": gc.isenabled()}}))
 """
 
 
@@ -51,13 +53,36 @@ def test_help_imports_neither_numpy_nor_rich_nor_the_engine():
 
 
 def test_run_imports_no_module_the_default_scenario_does_not_use():
-    added = set(_probe("run", "--quiet")["added"])
+    seen = _probe("run", "--quiet")
+    added = set(seen["added"])
     assert {"numpy", "gradscope.api", "gradscope.render", "gradscope.checks"} <= added  # deep-sigmoid has expect:
     unused = {"numpy.ma",  # np.median's NaN check imports it: numerics.median instead
               "gradscope.jacobian", "gradscope.training", "gradscope.compare", "gradscope.sweep", "gradscope.ci",
               "gradscope.plot", "gradscope.plot_sweep", "gradscope.render_sweep", "gradscope.schema",
-              "gradscope.catalog", "gradscope.executor", "importlib.resources", "zipfile", "matplotlib", "scipy"}
+              "gradscope.catalog", "gradscope.executor", "importlib.resources", "zipfile", "matplotlib", "scipy",
+              "gradscope.jsontext", "gradscope.csvtext", "json", "csv"}  # the table format: render's are lazy
     assert not added & unused, sorted(added & unused)
+    assert seen["collecting"] and seen["frozen"] > 0  # the collector, paused for the imports, runs again
+
+
+def test_the_collector_is_paused_for_imports_only(monkeypatch):
+    from gradscope import runtime
+
+    monkeypatch.setattr(runtime, "_paused", False)
+    frozen = gc.get_freeze_count()
+    runtime.resume_collection()  # not paused (a library user's process): leaves the collector alone
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    try:
+        runtime.pause_collection()
+        assert not gc.isenabled() and runtime._paused
+        with pytest.raises(typer.Exit):  # every command enters cli._errors once its imports are done
+            with cli._errors():
+                assert gc.isenabled() and gc.get_freeze_count() > 0
+                raise cli.GradscopeError("bad input")
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    assert not runtime._paused
 
 
 @pytest.mark.parametrize("args", [("run", "--format", "json"), ("run", "--format", "csv"), ("schema",),
