@@ -39,7 +39,8 @@ Fn = Callable[[np.ndarray], np.ndarray]
 # tests/test_theory.py checks them against numpy.polynomial.
 RULES_DIR = Path(__file__).with_name("quadrature")
 _RULES = {"hermegauss200": lambda: np.polynomial.hermite_e.hermegauss(200),
-          "leggauss600": lambda: np.polynomial.legendre.leggauss(600)}
+          "leggauss600": lambda: np.polynomial.legendre.leggauss(600),
+          "hermegauss16": lambda: np.polynomial.hermite_e.hermegauss(16)}  # _hermite_2d's (imports numpy.polynomial)
 
 
 @functools.cache
@@ -334,13 +335,13 @@ class LayerPrediction:
 @functools.cache
 def _hermite_1d(k: int = 16) -> np.ndarray:
     """The k probabilists' Gauss–Hermite nodes the 2-D rule is the tensor product of."""
-    return np.polynomial.hermite_e.hermegauss(k)[0]
+    return gauss_rule(f"hermegauss{k}")[0] if f"hermegauss{k}" in _RULES else np.polynomial.hermite_e.hermegauss(k)[0]
 
 
 @functools.cache
 def _hermite_2d(k: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tensor Gauss–Hermite nodes (z1, z2) and weights for two independent N(0, 1) variables."""
-    x, w = np.polynomial.hermite_e.hermegauss(k)
+    x, w = gauss_rule(f"hermegauss{k}") if f"hermegauss{k}" in _RULES else np.polynomial.hermite_e.hermegauss(k)
     w = w / math.sqrt(2.0 * math.pi)
     z1, z2 = np.meshgrid(x, x, indexing="ij")
     return z1.ravel(), z2.ravel(), np.outer(w, w).ravel()
