@@ -25,10 +25,12 @@ import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cores import free_cores, usable_cores
+
+if TYPE_CHECKING:  # imported when the pool is made: a run in one thread needs neither (nor logging, ~4 ms)
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -103,6 +105,8 @@ def _executor() -> ThreadPoolExecutor:
     """The process's pool: one thread per usable core but this one, created once (never replaced while a
     run in another thread may be submitting to it)."""
     global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
     with _lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max(1, usable_cores() - 1), thread_name_prefix="gradscope")

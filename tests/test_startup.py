@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 
@@ -31,9 +32,9 @@ sys.stderr.write("\\n" + json.dumps({{"added": sorted(set(sys.modules) - before)
 """
 
 
-def _probe(*args: str) -> dict:
+def _probe(*args: str, env: dict[str, str] | None = None) -> dict:
     res = subprocess.run([sys.executable, "-c", _PROBE.format(args=list(args))], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=None if env is None else {**os.environ, **env})
     return json.loads(res.stderr.strip().splitlines()[-1])
 
 
@@ -70,6 +71,11 @@ def test_run_imports_no_module_the_default_scenario_does_not_use():
 def test_the_run_table_imports_no_rich():
     added = set(_probe("run", "--format", "table", "--set", "seeds=2")["added"])
     assert "gradscope.textdraw" in added and not {m for m in added if m == "rich" or m.startswith("rich.")}
+
+
+def test_a_run_in_one_thread_imports_no_thread_pool():
+    added = set(_probe("run", "--quiet", env={"GRADSCOPE_THREADS": "1"})["added"])
+    assert "gradscope.parallel" in added and not {"concurrent.futures", "logging"} & added
 
 
 def test_the_collector_is_paused_for_imports_only(monkeypatch):
