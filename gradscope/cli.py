@@ -142,9 +142,9 @@ JacobianOpt = Annotated[bool, typer.Option("--jacobian", help="Also analyze the 
 
 
 def _width(output: Path | None) -> int:
-    from .render import console_width
+    from .render import make_console
 
-    return 160 if output is not None else console_width()
+    return 160 if output is not None else make_console().width
 
 
 def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool, soft_wrap: bool = False) -> None:
@@ -155,9 +155,9 @@ def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool
                 if text is not None:
                     fh.write(text)
                 else:
-                    from .render import emit
+                    from .render import make_console
 
-                    emit(renderable, file=fh, no_color=True, width=160, soft_wrap=soft_wrap)
+                    make_console(file=fh, no_color=True, width=160).print(renderable, soft_wrap=soft_wrap)
         except OSError as exc:
             raise GradscopeError(f"--output {output}: cannot write ({exc.strerror})") from None
         return
@@ -165,9 +165,9 @@ def _emit(text: str | None, renderable: Any, output: Path | None, no_color: bool
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        from .render import emit
+        from .render import make_console
 
-        emit(renderable, no_color=no_color, soft_wrap=soft_wrap)
+        make_console(no_color=no_color).print(renderable, soft_wrap=soft_wrap)
 
 
 def _show(format: Format, output: Path | None, no_color: bool, *, json: Callable[[], Any],

@@ -1,7 +1,4 @@
-"""Turn reports into rich tables, Markdown, CSV and JSON text. Draws; never computes a statistic.
-
-The tables and paragraphs are built from textdraw's Text, Table and Group (rich's API and semantics): `emit`
-writes them without importing rich when textdraw lays them out (the run report), else rich prints them."""
+"""Turn reports into rich tables, Markdown, CSV and JSON text. Draws; never computes a statistic."""
 
 from __future__ import annotations
 
@@ -11,8 +8,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
 from .report import LayerReport, RunReport
-from .textdraw import Group, Table, Text
 
 # The CSV and JSON formats, beside the others as render.run_csv, render.to_json, ...: imported when first read
 # (PEP 562), so that a table or markdown run does not import the csv and json modules.
@@ -61,11 +61,10 @@ def one_exponent_style(text: str) -> str:
 
 
 def hanging(t: Text, width: int, indent: int = 4) -> Text:
-    """Wrap each line of t (a Text or a rich Text) to `width` columns, continuation lines indented by `indent`
-    spaces."""
-    console = None  # Text.wrap wraps as rich does (with rich itself for text it does not lay out)
+    """Wrap each line of t to `width` columns, continuation lines indented by `indent` spaces."""
+    console = Console(width=max(20, width), no_color=True, highlight=False)
     out = Text()
-    for n, line in enumerate(Text.from_rich(t).split("\n")):
+    for n, line in enumerate(t.split("\n")):
         if n:
             out.append("\n")
         lead = len(line.plain) - len(line.plain.lstrip(" "))
@@ -560,31 +559,10 @@ def run_markdown(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_console(*, no_color: bool = False, file: Any = None, width: int | None = None) -> Any:
-    """A rich console honouring --no-color and NO_COLOR; plain text when writing to a file."""
-    from rich.console import Console
-
+def make_console(*, no_color: bool = False, file: Any = None, width: int | None = None) -> Console:
+    """A console honouring --no-color and NO_COLOR; plain text when writing to a file."""
     return Console(file=file, no_color=no_color or None, highlight=False, width=width,
                    force_terminal=None if file is None else False, soft_wrap=False)
-
-
-def emit(renderable: Any, *, no_color: bool = False, file: Any = None, width: int | None = None,
-         soft_wrap: bool = False) -> None:
-    """make_console(...).print(renderable): written by textdraw when it lays the renderable out (the same text),
-    else by rich."""
-    from .textdraw import write
-
-    if not write(renderable, file, no_color=no_color, width=width, force_terminal=None if file is None else False,
-                 soft_wrap=soft_wrap):
-        make_console(no_color=no_color, file=file, width=width).print(renderable, soft_wrap=soft_wrap)
-
-
-def console_width() -> int:
-    """make_console().width: the terminal's columns as rich counts them."""
-    from .textdraw import console_setup
-
-    setup = console_setup(None, no_color=None, width=None, force_terminal=None)
-    return setup[0] if setup is not None else make_console().width
 
 
 # ---------------------------------------------------------------- check and list
@@ -1007,7 +985,6 @@ def progress_bar(description: str, *, enabled: bool | None = None, file: Any = N
     if not enabled:
         yield None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(file=stream, force_terminal=True, highlight=False)

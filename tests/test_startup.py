@@ -65,12 +65,6 @@ def test_run_imports_no_module_the_default_scenario_does_not_use():
               "gradscope.jsontext", "gradscope.csvtext", "json", "csv"}  # the table format: render's are lazy
     assert not added & unused, sorted(added & unused)
     assert seen["collecting"] and seen["frozen"] > 0  # the collector, paused for the imports, runs again
-    assert not {m for m in added if m == "rich" or m.startswith("rich.")}  # textdraw draws the report
-
-
-def test_the_run_table_imports_no_rich():
-    added = set(_probe("run", "--format", "table", "--set", "seeds=2")["added"])
-    assert "gradscope.textdraw" in added and not {m for m in added if m == "rich" or m.startswith("rich.")}
 
 
 def test_a_run_in_one_thread_imports_no_thread_pool():
