@@ -94,8 +94,7 @@ def _select_in_buckets(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]
         counts[:c.size] += c
     ends = np.cumsum(counts)                             # how many values lie in buckets 0..b
     bucket = np.searchsorted(ends, ranks, side="right")  # the bucket holding each rank
-    wanted = np.flatnonzero(np.bincount(bucket))         # the buckets holding a rank (np.unique imports numpy.ma)
-    wanted = wanted[wanted > 0]                          # bucket 0 holds only +0.0: nothing to sort there
+    wanted = np.unique(bucket[bucket > 0])               # bucket 0 holds only +0.0: nothing to sort there
     values, before = np.empty(0, dtype=parts[0][0].dtype), {}
     if wanted.size:
         chosen = np.zeros(counts.size, dtype=bool)
