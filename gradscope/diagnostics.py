@@ -31,7 +31,7 @@ from .layers import BATCHNORM_RELU_GRADIENT_GROWTH, Dense, Norm, Residual, dropo
 from .numerics import _div, _norm, mean_std
 from .optimizers import first_step_ratio
 from .parallel import map_seeds, seed_slices
-from .quantiles import bucket_keys, quantiles, quantiles_of_buckets
+from .quantiles import quantiles, quantiles_of_sorted
 from .report import Finding, LayerReport, Stat, Summary, stats_of
 from .rules import (  # noqa: F401  (CODES, find, _fmt and MIN_DEAD_SAMPLES are also read from here)
     _ZERO_INPUT,
@@ -188,11 +188,11 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
                   delta: np.ndarray, scratch: bool = False) -> WeightGradStats:
     """Statistics of layer l's weight gradient (engine.backward's reduce_dW): norms, |dW| mean, max, quantiles.
 
-    Seed ranges in threads (parallel.map_seeds): each range reduces its seeds, takes its share of the quantile
-    sample (every k-th entry of the finite seeds' |dW| flattened in seed order, at most QUANTILE_SAMPLE of them)
-    and counts its values' bucket keys; the quantiles are then read off the few buckets holding the wanted
-    ranks (quantiles_of_buckets), the same figures as np.quantile of the sample. scratch=True: dW is the
-    pass's to drop after this, and |dW| is taken in place (no second array of its size)."""
+    Seed ranges in threads (parallel.map_seeds): each range reduces its seeds and sorts its share of the
+    quantile sample (every k-th entry of the finite seeds' |dW| flattened in seed order, at most
+    QUANTILE_SAMPLE of them); the quantiles are then read off the sorted shares (quantiles_of_sorted),
+    the same figures as np.quantile of the whole sample. scratch=True: dW is the pass's to drop after this,
+    and |dW| is taken in place (no second array of its size)."""
     S = dW.shape[0]
     zl, al = z[l - 1], a[l]
 
@@ -214,18 +214,16 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
     offsets = np.cumsum([0] + finite[:-1]).tolist()  # where each range's finite entries start in the sample
     by_start = {sl.start: (p, off) for sl, p, off in zip(seed_slices(S, len(parts)), parts, offsets, strict=True)}
 
-    def share(sl: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def share(sl: slice) -> np.ndarray:
         p, offset = by_start[sl.start]
         absd, nf = p[5], p[3]
         flat = (absd[~nf] if nf.any() else absd).ravel()
-        values = flat[(-offset) % step::step]
-        keys = bucket_keys(values)
-        return values, keys, np.bincount(keys)
+        return np.sort(flat[(-offset) % step::step])
 
     quant: dict[str, float | None] = {f"q{int(round(q * 100)):02d}": None for q in QUANTILES}
     if total:
         sample = map_seeds(share, S, dW.size)
-        qs = quantiles_of_buckets(sample, QUANTILES)
+        qs = quantiles_of_sorted(sample, QUANTILES)
         quant = {k: float(x) for k, x in zip(quant, qs, strict=True)}
     return WeightGradStats(norm, mean_abs, max_abs, nonfinite, quant, delta_norm)
 

@@ -6,8 +6,7 @@ NumPy's multi-kth introselect is scalar code, slower than a full sort — and a 
 down badly on the many tied zeros of a ReLU net's gradients — while np.sort runs NumPy's SIMD sort. So x
 is sorted once and the ranks read off. The interpolation is numpy's `_lerp` (a + (b-a)·t, or
 b - (b-a)·(1-t) for t ≥ 0.5), so the figures a report prints are unchanged (tests/test_fast_paths.py
-compares against np.quantile). The |∂L/∂W| sample of every layer goes further (quantiles_of_buckets): the keys
-of its values' bits are counted, and only the few buckets holding the wanted ranks are sorted.
+compares against np.quantile).
 """
 
 from __future__ import annotations
@@ -23,6 +22,14 @@ def quantiles(x: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     if x.ndim != 1 or not x.size or x.dtype.kind != "f" or np.isnan(x).any():
         return np.quantile(x, qs)
     return _interpolate(x.size, qs, x.dtype, lambda ranks: order_statistics(x, ranks))
+
+
+def quantiles_of_sorted(parts: Sequence[np.ndarray], qs: Sequence[float]) -> np.ndarray:
+    """quantiles(np.concatenate(parts), qs) from 1-D parts each already sorted ascending, without merging them
+    (the parts of a sample sorted in threads). At least one part non-empty; no NaN."""
+    parts = [p for p in parts if p.size]
+    n = sum(p.size for p in parts)
+    return _interpolate(n, qs, parts[0].dtype, lambda ranks: select_ranks(parts, ranks))
 
 
 def _interpolate(n: int, qs: Sequence[float], dtype: np.dtype, values_at: Callable[[list[int]], dict[int, float]]
@@ -54,54 +61,35 @@ def order_statistics(x: np.ndarray, ranks: list[int]) -> dict[int, float]:
     return {r: v[r] for r in ranks}
 
 
-# ---------------------------------------------------------------- order statistics by buckets of the float bits
+def select_ranks(parts: Sequence[np.ndarray], ranks: list[int]) -> dict[int, float]:
+    """{rank: value at that 0-based rank of the union of ascending-sorted parts}, as if merged and sorted.
 
-# A non-negative float's bits, read as an integer, grow with its value. Rounded up to a multiple of
-# 2^(mantissa bits - KEY_MANTISSA_BITS), they put every value in one of 64 buckets per power of two, in order,
-# with +0.0 alone in bucket 0: counting the keys finds the bucket holding each wanted rank, and only those
-# buckets' values need sorting — a few thousand of a 262,144-entry sample, where sorting all of it took ~10 ns
-# an entry. Zeros (a ReLU net's dead units: 64% of a deep one's |dW|) are never sorted.
-KEY_MANTISSA_BITS = 6
-
-
-def bucket_keys(x: np.ndarray) -> np.ndarray:
-    """Integer keys (int64 for float64, int32 for float32) of non-negative finite floats (+0.0, never -0.0),
-    non-decreasing in x (a < b implies key(a) ≤ key(b)); key 0 is +0.0's alone. x may be a strided view."""
-    if x.dtype == np.float64:
-        shift, ints = 52 - KEY_MANTISSA_BITS, np.int64
-    elif x.dtype == np.float32:
-        shift, ints = 23 - KEY_MANTISSA_BITS, np.int32
-    else:
-        raise TypeError(f"bucket_keys wants float32 or float64, not {x.dtype}")
-    keys = x.view(ints) + ints((1 << shift) - 1)  # rounded up: only the bits of +0.0 stay below 1 << shift
-    return np.right_shift(keys, shift, out=keys)
+    Two parts (two seed ranges): a binary search per rank over how many of the first r + 1 values come from
+    the first part, O(log n) scalar steps. More parts: their concatenation sorted."""
+    if len(parts) == 1:
+        return {r: parts[0][r] for r in ranks}
+    if len(parts) == 2:
+        return {r: _kth_of_two(parts[0], parts[1], r) for r in ranks}
+    return order_statistics(np.concatenate(parts), ranks)
 
 
-def quantiles_of_buckets(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], qs: Sequence[float]
-                         ) -> np.ndarray:
-    """quantiles(np.concatenate(values), qs), bit for bit, from parts (values, bucket_keys(values),
-    np.bincount(keys)) of non-negative finite floats (the shares of a sample keyed in threads), at least one
-    value in all: the buckets holding the wanted ranks are found from the counts and only their values sorted."""
-    parts = [p for p in parts if p[0].size]
-    n = sum(p[0].size for p in parts)
-    return _interpolate(n, qs, parts[0][0].dtype, lambda ranks: _select_in_buckets(parts, ranks))
+def _kth_of_two(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """The value at 0-based rank k of the union of sorted a and b.
 
-
-def _select_in_buckets(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], ranks: list[int]
-                       ) -> dict[int, float]:
-    counts = np.zeros(max(p[2].size for p in parts), dtype=np.int64)
-    for _, _, c in parts:
-        counts[:c.size] += c
-    ends = np.cumsum(counts)                             # how many values lie in buckets 0..b
-    bucket = np.searchsorted(ends, ranks, side="right")  # the bucket holding each rank
-    wanted = np.unique(bucket[bucket > 0])               # bucket 0 holds only +0.0: nothing to sort there
-    values, before = np.empty(0, dtype=parts[0][0].dtype), {}
-    if wanted.size:
-        chosen = np.zeros(counts.size, dtype=bool)
-        chosen[wanted] = True
-        values = np.sort(np.concatenate([v[chosen[k]] for v, k, _ in parts]))  # the wanted buckets' values
-        # where each wanted bucket starts among them: the sizes of the wanted buckets before it
-        before = dict(zip(wanted.tolist(), (np.cumsum(counts[wanted]) - counts[wanted]).tolist(), strict=True))
-    zero = parts[0][0].dtype.type(0.0)
-    return {r: zero if b == 0 else values[before[b] + r - (ends[b] - counts[b])]
-            for r, b in zip(ranks, bucket.tolist(), strict=True)}
+    Take i values from a and j = k + 1 - i from b: i is right when a[i-1] ≤ b[j] and b[j-1] ≤ a[i] (where
+    those exist); the answer is then the larger of a[i-1] and b[j-1]."""
+    n, m = a.size, b.size
+    lo, hi = max(0, k + 1 - m), min(k + 1, n)
+    while True:
+        i = (lo + hi) // 2
+        j = k + 1 - i
+        if i < n and j > 0 and b[j - 1] > a[i]:
+            lo = i + 1  # too few from a
+        elif i > 0 and j < m and a[i - 1] > b[j]:
+            hi = i - 1  # too many from a
+        else:
+            if i == 0:
+                return b[j - 1]
+            if j == 0:
+                return a[i - 1]
+            return max(a[i - 1], b[j - 1])

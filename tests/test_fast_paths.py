@@ -128,45 +128,24 @@ def test_pair_kernels_are_the_pair_expectations(act: tuple[str, dict]) -> None:
     assert np.array_equal(split[0], value) and np.array_equal(split[1], deriv)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_quantiles_of_buckets_are_np_quantile(dtype: type) -> None:
-    """Quantiles read off the bucket counts of parts (the seed ranges' shares of the |dW| sample, strided views
-    included) are np.quantile's of the whole sample, bit for bit: ties, zeros (most of the sample or at a wanted
-    rank), subnormals, a span of 600 powers of ten, every value in one bucket; keys never decrease."""
-    from gradscope.quantiles import bucket_keys, quantiles_of_buckets
+def test_quantiles_of_sorted_parts_are_np_quantile() -> None:
+    """Quantiles read off sorted parts (the seed ranges' shares of the sample) are np.quantile's of the whole."""
+    from gradscope.quantiles import quantiles_of_sorted, select_ranks
 
     rng = np.random.default_rng(1)
     qs = [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
-    tiny, eps = np.finfo(dtype).smallest_subnormal, np.finfo(dtype).eps
-    for trial in range(700):
-        n = int(rng.integers(1, 400))
-        x = np.abs(rng.standard_normal(2 * n)).astype(dtype)
-        kind = trial % 7
-        if kind == 1:
-            x = np.round(x, 1)  # ties across the parts, zeros among them
-        elif kind == 2:
-            x = x * (rng.random(2 * n) < rng.uniform(0.05, 0.95))  # zeros, as a ReLU net's dead units
-        elif kind == 3:
-            x = (x * 10.0 ** rng.uniform(-300, 300, 2 * n)).astype(dtype) if dtype == np.float64 else x * 1e-30
-        elif kind == 4:
-            x[rng.random(2 * n) < 0.3] = tiny * rng.integers(1, 5)
-        elif kind == 5:
-            x = (np.full(2 * n, 1.0 + eps) + (rng.random(2 * n) < 0.5) * eps).astype(dtype)  # one bucket
-        elif kind == 6:
-            x[:] = 0.0
-            x[rng.integers(0, 2 * n)] = 1.0
-        x = x[::2] if trial % 2 else x[:n]  # strided, as the sample's every k-th entry
+    for trial in range(600):
+        n = int(rng.integers(1, 300))
+        x = rng.standard_normal(n)
+        if trial % 3 == 0:
+            x = np.round(x, 1)  # ties across the parts
+        if trial % 5 == 0:
+            x = np.abs(x) * (rng.random(n) < 0.5)  # many zeros, as a ReLU net's |dW|
         cuts = np.sort(rng.integers(0, n + 1, int(rng.integers(0, 4))))
-        parts = []
-        for p in np.split(x, cuts):
-            keys = bucket_keys(p)
-            parts.append((p, keys, np.bincount(keys)))
-        got = quantiles_of_buckets(parts, qs)
-        assert got.dtype == np.quantile(x, qs).dtype and np.array_equal(got, np.quantile(x, qs)), trial
-    order = np.abs(rng.standard_normal(5000)) * 10.0 ** rng.uniform(-20, 20, 5000)
-    order = np.sort(np.concatenate([order, [0.0, 5e-324, 1e-323, 1.7e308]]))
-    keys = bucket_keys(order)
-    assert (np.diff(keys) >= 0).all() and keys[0] == 0 and (keys[1:] > 0).all()
+        parts = [np.sort(p) for p in np.split(x, cuts)]
+        assert np.array_equal(quantiles_of_sorted(parts, qs), np.quantile(x, qs))
+        ranks = sorted(set(rng.integers(0, n, 5).tolist()))
+        assert select_ranks([p for p in parts if p.size], ranks) == {r: np.sort(x)[r] for r in ranks}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
