@@ -204,10 +204,14 @@ def test_pair_kernels_of_a_large_batch_are_the_pair_expectations(act: tuple[str,
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), workers
 
 
-def test_mean_std_are_numpys() -> None:
+@pytest.mark.parametrize("takes_mean", [True, False])
+def test_mean_std_are_numpys(takes_mean: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """numerics.mean_std (std handed the mean) gives x.mean and x.std's float64 values bit for bit: float32 and
-    float64, trailing or negative axes, 2-D, NaN and inf seeds."""
+    float64, trailing or negative axes, 2-D, NaN and inf seeds; also as on NumPy < 2 (no std(mean=))."""
+    from gradscope import numerics
     from gradscope.numerics import mean_std
+
+    monkeypatch.setattr(numerics, "_STD_TAKES_MEAN", takes_mean and numerics._STD_TAKES_MEAN)
 
     rng = np.random.default_rng(2)
     for shape, axes in [((5, 7, 3), (1, 2)), ((7, 3), (-2, -1)), ((4, 7, 3), (-2, -1)), ((3, 300, 40), (1, 2))]:
