@@ -71,34 +71,22 @@ QUANTILE_SAMPLE = 1 << 18  # |∂L/∂W| quantiles use at most this many entries
 def act_grad_statistics(scenario: Scenario) -> Callable[[int, np.ndarray], dict[str, np.ndarray]]:
     """engine.backward's reduce_act_grad: from φ'(z_l) of a seed range (k, B, n), the per-seed saturation,
     dead fraction and mean φ' of hidden layer l, taken while backward has φ' (it is then not computed again)."""
-
-    def reduce(l: int, fprime: np.ndarray) -> dict[str, np.ndarray]:
-        comp = scenario.activations[l - 1]
-        act = ACTIVATIONS.get(comp.name)
-        with np.errstate(all="ignore"):
-            return _fprime_statistics(act, fprime, float(act.max_grad(**comp.params)))
-
-    return reduce
+    return lambda l, fprime: _fprime_statistics(scenario, l, fprime)
 
 
-def _fprime_statistics(act: Any, fprime: np.ndarray, gmax: float) -> dict[str, np.ndarray]:
-    """Per seed of a (k, B, n) φ': saturation (φ' < 10% of its max), dead fraction (units below 0.1% of it for
-    every sample), mean φ' — zero where the activation cannot saturate / die."""
-    k = fprime.shape[0]
-    return {"saturation": ((fprime < SATURATION_LEVEL * gmax).mean(axis=(1, 2), dtype=np.float64)
-                           if act.saturating else np.zeros(k)),
-            "dead_fraction": ((fprime < DEAD_LEVEL * gmax).all(axis=1).mean(axis=1, dtype=np.float64)
-                              if act.can_die else np.zeros(k)),
-            "act_grad_mean": fprime.mean(axis=(1, 2), dtype=np.float64)}
-
-
-def _act_grad(scenario: Scenario, l: int, z: np.ndarray, a: np.ndarray) -> tuple[np.ndarray | None, float]:
-    """φ'(z_l) of hidden layer l and max φ'; (None, 1) for the output layer."""
-    if l > scenario.depth:
-        return None, 1.0
+def _fprime_statistics(scenario: Scenario, l: int, fprime: np.ndarray) -> dict[str, np.ndarray]:
+    """Per seed of hidden layer l's (k, B, n) φ': saturation (φ' < 10% of its max), dead fraction (units below
+    0.1% of it for every sample), mean φ' — zero where the activation cannot saturate / die."""
     comp = scenario.activations[l - 1]
     act = ACTIVATIONS.get(comp.name)
-    return act.grad(z, a, **comp.params), float(act.max_grad(**comp.params))
+    gmax = float(act.max_grad(**comp.params))
+    k = fprime.shape[0]
+    with np.errstate(all="ignore"):
+        return {"saturation": ((fprime < SATURATION_LEVEL * gmax).mean(axis=(1, 2), dtype=np.float64)
+                               if act.saturating else np.zeros(k)),
+                "dead_fraction": ((fprime < DEAD_LEVEL * gmax).all(axis=1).mean(axis=1, dtype=np.float64)
+                                  if act.can_die else np.zeros(k)),
+                "act_grad_mean": fprime.mean(axis=(1, 2), dtype=np.float64)}
 
 
 def layer_arrays(scenario: Scenario, params: Params, p: Pass, update: list[np.ndarray] | None
@@ -158,12 +146,9 @@ def _range_statistics(scenario: Scenario, params: Params, p: Pass, sl: slice,
                  "act_std": ast}
             if taken is not None and l in taken:
                 v.update({key: arr[sl] for key, arr in taken[l].items()})
-                out.append(v)
-                continue
-            fprime, gmax = _act_grad(scenario, l, z, a)
-            act = ACTIVATIONS.get(scenario.activations[l - 1].name) if l <= scenario.depth else None
-            if act is not None and fprime is not None:
-                v.update(_fprime_statistics(act, fprime, gmax))
+            elif l <= scenario.depth:  # a hidden layer: φ' of what its activation saw
+                comp = scenario.activations[l - 1]
+                v.update(_fprime_statistics(scenario, l, ACTIVATIONS.get(comp.name).grad(z, a, **comp.params)))
             else:
                 v["saturation"] = _output_saturation(scenario.output_activation, a)
                 v["dead_fraction"] = np.zeros(k)

@@ -504,20 +504,16 @@ def _seed_norm(g: Array, S: int | None = None) -> Array:
     return np.broadcast_to(n, (S,)).copy() if S is not None and n.ndim == 0 else n
 
 
-# What decides whether a loss's seed ranges are worth threads, as a multiple of its (S, B, k) logits. A loss makes
-# a few dozen small passes over its arrays (one per class column for the softmax's max and sum): below ~65k logits
-# (PARALLEL_VALUES) two ranges wait on each other for the interpreter between those passes and gain nothing
-# (cross-entropy on (16, 256, 10): 0.73 ms in one thread, 0.70 in two; (32, 64, 10): 0.38 and 0.44), above it
-# they halve the time ((512, 64, 10): 5.8 and 2.9 ms).
-LOSS_PASSES = 1
-
-
 def loss_and_grad(scenario: Scenario, z_out: Array, target: Array) -> tuple[Array, Array]:
     """Loss per seed (S,) and ∂L/∂z_L (S, B, k); seed ranges in threads (each seed's loss is its own)."""
     loss = LOSSES.get(scenario.loss.name)
     head = OUTPUT_ACTIVATIONS.get(scenario.output_activation)
+    # split by the number of logits: a loss makes a few dozen small passes over its arrays (one per class column
+    # for the softmax's max and sum), and below ~65k logits (PARALLEL_VALUES) two ranges wait on each other for
+    # the interpreter between them and gain nothing (cross-entropy on (16, 256, 10): 0.73 ms in one thread,
+    # 0.70 in two; (32, 64, 10): 0.38 and 0.44); above, they halve the time ((512, 64, 10): 5.8 and 2.9 ms)
     parts = map_seeds(lambda sl: loss.compute(z_out[sl], target, head, **scenario.loss.params), z_out.shape[0],
-                      LOSS_PASSES * z_out.size)
+                      z_out.size)
     if len(parts) == 1:
         return parts[0]
     return np.concatenate([np.asarray(lp[0]) for lp in parts]), np.concatenate([lp[1] for lp in parts])

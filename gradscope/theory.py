@@ -332,23 +332,31 @@ class LayerPrediction:
     notes: list[str] = field(default_factory=list)
 
 
+def _hermite_rule(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """hermegauss(k): the stored rule when there is one (_RULES), else computed."""
+    name = f"hermegauss{k}"
+    return gauss_rule(name) if name in _RULES else np.polynomial.hermite_e.hermegauss(k)
+
+
 @functools.cache
 def _hermite_1d(k: int = 16) -> np.ndarray:
     """The k probabilists' Gauss–Hermite nodes the 2-D rule is the tensor product of."""
-    return gauss_rule(f"hermegauss{k}")[0] if f"hermegauss{k}" in _RULES else np.polynomial.hermite_e.hermegauss(k)[0]
+    return _hermite_rule(k)[0]
 
 
 @functools.cache
 def _hermite_2d(k: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tensor Gauss–Hermite nodes (z1, z2) and weights for two independent N(0, 1) variables."""
-    x, w = gauss_rule(f"hermegauss{k}") if f"hermegauss{k}" in _RULES else np.polynomial.hermite_e.hermegauss(k)
+    x, w = _hermite_rule(k)
     w = w / math.sqrt(2.0 * math.pi)
     z1, z2 = np.meshgrid(x, x, indexing="ij")
     return z1.ravel(), z2.ravel(), np.outer(w, w).ravel()
 
 
 def pair_expectation(f: Fn, g: Fn, cov: np.ndarray) -> np.ndarray:
-    """E[f(u_b) g(u_b')] for (u_b, u_b') ~ N(0, cov[[b, b], [b, b']]) for every pair of an (m, m) covariance."""
+    """E[f(u_b) g(u_b')] for (u_b, u_b') ~ N(0, cov[[b, b], [b, b']]) for every pair of an (m, m) covariance.
+
+    The plain form of the quadrature: _pair_kernels computes the same numbers faster, and is tested against this."""
     u1, u2, w, bi, bj = _pair_nodes(cov)
     return _pair_fill((f(u1) * g(u2)) @ w, bi, bj, cov.shape[0])
 
@@ -407,7 +415,7 @@ def _pair_kernels(activation: tuple[str, dict[str, Any]], cov: np.ndarray) -> tu
     # pair_expectation(φ, φ, cov) and pair_expectation(φ', φ', cov) on one set of nodes, φ evaluated once
     # (φ' reuses it, as _phi's grad does): the same numbers, a third of the evaluations
     # u1 = sd_b·z1 takes only k distinct values per sample (z1 runs over the k Hermite nodes, each repeated k
-    # times): φ and φ' there are evaluated once per sample and node and repeated, the same numbers
+    # times): φ and φ' there are evaluated once per sample and node and broadcast, the same numbers
     act = ACTIVATIONS.get(name)
     p = dict(params or {})
     z1, z2, w = _hermite_2d()
