@@ -31,7 +31,7 @@ from .layers import BATCHNORM_RELU_GRADIENT_GROWTH, Dense, Norm, Residual, dropo
 from .numerics import _div, _norm, mean_std
 from .optimizers import first_step_ratio
 from .parallel import map_seeds, seed_slices
-from .quantiles import quantiles, quantiles_of_sorted
+from .quantiles import quantiles_of_parts
 from .report import Finding, LayerReport, Stat, Summary, stats_of
 from .rules import (  # noqa: F401  (CODES, find, _fmt and MIN_DEAD_SAMPLES are also read from here)
     _ZERO_INPUT,
@@ -173,11 +173,11 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
                   delta: np.ndarray, scratch: bool = False) -> WeightGradStats:
     """Statistics of layer l's weight gradient (engine.backward's reduce_dW): norms, |dW| mean, max, quantiles.
 
-    Seed ranges in threads (parallel.map_seeds): each range reduces its seeds and sorts its share of the
+    Seed ranges in threads (parallel.map_seeds): each range reduces its seeds, then counts its share of the
     quantile sample (every k-th entry of the finite seeds' |dW| flattened in seed order, at most
-    QUANTILE_SAMPLE of them); the quantiles are then read off the sorted shares (quantiles_of_sorted),
-    the same figures as np.quantile of the whole sample. scratch=True: dW is the pass's to drop after this,
-    and |dW| is taken in place (no second array of its size)."""
+    QUANTILE_SAMPLE of them) against the brackets of the wanted ranks (quantiles.quantiles_of_parts): the
+    same figures as np.quantile of the whole sample, without sorting it. scratch=True: dW is the pass's to
+    drop after this, and |dW| is taken in place (no second array of its size)."""
     S = dW.shape[0]
     zl, al = z[l - 1], a[l]
 
@@ -197,18 +197,20 @@ def dW_statistics(l: int, dW: np.ndarray, z: list[np.ndarray], a: list[np.ndarra
     total = sum(finite)
     step = -(-total // QUANTILE_SAMPLE) if total > QUANTILE_SAMPLE else 1
     offsets = np.cumsum([0] + finite[:-1]).tolist()  # where each range's finite entries start in the sample
-    by_start = {sl.start: (p, off) for sl, p, off in zip(seed_slices(S, len(parts)), parts, offsets, strict=True)}
 
-    def share(sl: slice) -> np.ndarray:
-        p, offset = by_start[sl.start]
+    shares = []
+    for p, offset in zip(parts, offsets, strict=True):
         absd, nf = p[5], p[3]
         flat = (absd[~nf] if nf.any() else absd).ravel()
-        return np.sort(flat[(-offset) % step::step])
+        shares.append(flat[(-offset) % step::step])
+    index_of = {sl.start: k for k, sl in enumerate(seed_slices(S, len(parts)))}
+
+    def on_ranges(fn: Callable[[int], Any]) -> list[Any]:  # fn(k) for share k, in the range's own thread
+        return map_seeds(lambda sl: fn(index_of[sl.start]), S, dW.size)
 
     quant: dict[str, float | None] = {f"q{int(round(q * 100)):02d}": None for q in QUANTILES}
     if total:
-        sample = map_seeds(share, S, dW.size)
-        qs = quantiles_of_sorted(sample, QUANTILES)
+        qs = quantiles_of_parts(shares, QUANTILES, map_parts=on_ranges)
         quant = {k: float(x) for k, x in zip(quant, qs, strict=True)}
     return WeightGradStats(norm, mean_abs, max_abs, nonfinite, quant, delta_norm)
 
@@ -424,7 +426,7 @@ def _row_arrays(g: np.ndarray, gb: np.ndarray | None, w: np.ndarray, x: np.ndarr
     absg = np.abs(g)
     nonfinite = ~(np.isfinite(g).all(axis=axes) & np.isfinite(y).all(axis=(1, 2)))
     pooled = absg[~nonfinite].ravel()
-    qs = quantiles(pooled, QUANTILES) if pooled.size else [None] * len(QUANTILES)
+    qs = quantiles_of_parts([pooled], QUANTILES) if pooled.size else [None] * len(QUANTILES)
     nan = np.full(S, np.nan)
     xm, xs = mean_std(x, (-2, -1))
     ym, ys = mean_std(y, (1, 2))

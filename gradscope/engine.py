@@ -158,10 +158,12 @@ def _run_draws(draw: Callable[..., None], jobs: list[tuple[Any, ...]], values: i
     """draw(*job) for every layer's job. Each layer draws from its own stream into its own array, so the
     order does not matter: with more than a million values and more than one core free (cores.free_cores),
     layers are drawn in threads (NumPy's generators release the GIL while they fill an array) — the same
-    numbers, about half the time on two cores."""
+    numbers, about half the time on two cores. GRADSCOPE_THREADS=N caps the threads, as it does the pass's."""
     from .cores import free_cores
+    from .parallel import threads_override
 
-    workers = min(free_cores(), len(jobs)) if values >= PARALLEL_DRAW_VALUES else 1
+    forced = threads_override()
+    workers = min(free_cores() if forced is None else forced, len(jobs)) if values >= PARALLEL_DRAW_VALUES else 1
     if workers <= 1:
         for job in jobs:
             draw(*job)

@@ -1,16 +1,20 @@
 """Exact quantiles of a large 1-D sample: `quantiles(x, qs)` returns what `np.quantile(x, qs)` (method
 "linear") returns, bit for bit, several times faster on ~10⁵–10⁶ entries.
 
-Why: np.quantile partitions around all the ranks it needs at once (two per quantile, plus the ends), and
-NumPy's multi-kth introselect is scalar code, slower than a full sort — and a single-rank partition slows
-down badly on the many tied zeros of a ReLU net's gradients — while np.sort runs NumPy's SIMD sort. So x
-is sorted once and the ranks read off. The interpolation is numpy's `_lerp` (a + (b-a)·t, or
-b - (b-a)·(1-t) for t ≥ 0.5), so the figures a report prints are unchanged (tests/test_fast_paths.py
-compares against np.quantile).
+`quantiles_of_parts(parts, qs)`, for the |∂L/∂W| samples of a report (non-negative, finite, in parts: one
+per seed range), sorts nothing large. A pilot of PILOT entries drawn at fixed pseudo-random positions
+brackets every wanted rank between two pilot values; counting passes (x ≤ lo, x ≤ hi, and x < lo where a
+rank falls in a run of entries equal to lo: one vectorized comparison each) say which ranks fall inside,
+and only the entries inside a bracket (a few per cent of the sample) are sorted. The values read off are
+the sample's order statistics themselves, so the figures are np.quantile's bit for bit whatever the pilot
+drew; a bracket that misses its ranks (a 3.5-sigma event of the pilot's binomial rank count, whatever the
+data) falls back to a sort. On 65k–262k entries it is 2.3–3.1× faster than np.sort, whose AVX-512 path
+is slow on some CPUs (~37–55 ns an entry on the AMD EPYC it was measured on; a counting pass is ~0.2 ns).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -22,14 +26,6 @@ def quantiles(x: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     if x.ndim != 1 or not x.size or x.dtype.kind != "f" or np.isnan(x).any():
         return np.quantile(x, qs)
     return _interpolate(x.size, qs, x.dtype, lambda ranks: order_statistics(x, ranks))
-
-
-def quantiles_of_sorted(parts: Sequence[np.ndarray], qs: Sequence[float]) -> np.ndarray:
-    """quantiles(np.concatenate(parts), qs) from 1-D parts each already sorted ascending, without merging them
-    (the parts of a sample sorted in threads). At least one part non-empty; no NaN."""
-    parts = [p for p in parts if p.size]
-    n = sum(p.size for p in parts)
-    return _interpolate(n, qs, parts[0].dtype, lambda ranks: select_ranks(parts, ranks))
 
 
 def _interpolate(n: int, qs: Sequence[float], dtype: np.dtype, values_at: Callable[[list[int]], dict[int, float]]
@@ -61,35 +57,116 @@ def order_statistics(x: np.ndarray, ranks: list[int]) -> dict[int, float]:
     return {r: v[r] for r in ranks}
 
 
-def select_ranks(parts: Sequence[np.ndarray], ranks: list[int]) -> dict[int, float]:
-    """{rank: value at that 0-based rank of the union of ascending-sorted parts}, as if merged and sorted.
+# ---------------------------------------------------------------- selection without a full sort
 
-    Two parts (two seed ranges): a binary search per rank over how many of the first r + 1 values come from
-    the first part, O(log n) scalar steps. More parts: their concatenation sorted."""
-    if len(parts) == 1:
-        return {r: parts[0][r] for r in ranks}
-    if len(parts) == 2:
-        return {r: _kth_of_two(parts[0], parts[1], r) for r in ranks}
-    return order_statistics(np.concatenate(parts), ranks)
+SELECT_FROM = 16_384  # samples smaller than this are sorted (the selection's fixed cost is ~0.1 ms)
+PILOT = 4096          # pilot entries that bracket the wanted ranks: at least this many, n/32 up to PILOT_MAX
+PILOT_MAX = 16_384    # (a larger pilot narrows the brackets: 2.7 instead of 4.5 ms on 262,144 entries)
+_MARGIN_SIGMAS = 3.5  # bracket half-width in standard deviations of the pilot's binomial rank count
+_pilot_positions: np.ndarray | None = None
 
 
-def _kth_of_two(a: np.ndarray, b: np.ndarray, k: int) -> float:
-    """The value at 0-based rank k of the union of sorted a and b.
+def _pilot_uniform(m: int) -> np.ndarray:
+    """m fixed pseudo-random numbers in [0, 1): where the pilot is drawn (the same on every call, so a run
+    does the same work each time; the results never depend on them)."""
+    global _pilot_positions
+    if _pilot_positions is None or _pilot_positions.size < m:
+        _pilot_positions = np.random.Generator(np.random.PCG64(20261208)).random(max(m, PILOT_MAX))
+    return _pilot_positions[:m]
 
-    Take i values from a and j = k + 1 - i from b: i is right when a[i-1] ≤ b[j] and b[j-1] ≤ a[i] (where
-    those exist); the answer is then the larger of a[i-1] and b[j-1]."""
-    n, m = a.size, b.size
-    lo, hi = max(0, k + 1 - m), min(k + 1, n)
-    while True:
-        i = (lo + hi) // 2
-        j = k + 1 - i
-        if i < n and j > 0 and b[j - 1] > a[i]:
-            lo = i + 1  # too few from a
-        elif i > 0 and j < m and a[i - 1] > b[j]:
-            hi = i - 1  # too many from a
-        else:
-            if i == 0:
-                return b[j - 1]
-            if j == 0:
-                return a[i - 1]
-            return max(a[i - 1], b[j - 1])
+
+class Selection:
+    """Brackets of the wanted ranks of a sample held in parts: `groups` is a list of (ranks, lo, hi), lo and hi
+    pilot values (None: unbounded) such that, with high probability, every rank's value lies in [lo, hi].
+
+    The three steps split so that the counting (`count`) can run on each part in its own thread:
+    plan = Selection(parts, ranks); per part counts = plan.count(part); plan.values(parts, [counts...])."""
+
+    def __init__(self, parts: Sequence[np.ndarray], ranks: list[int]) -> None:
+        n = sum(p.size for p in parts)
+        pos = (_pilot_uniform(min(PILOT_MAX, max(PILOT, n >> 5))) * n).astype(np.intp)
+        ends = np.cumsum([p.size for p in parts])
+        which = np.searchsorted(ends, pos, side="right")
+        starts = ends - np.array([p.size for p in parts])
+        pilot = np.sort(np.concatenate([p[pos[which == k] - starts[k]] for k, p in enumerate(parts)]))
+        m = pilot.size
+        spans: list[tuple[list[int], int, int]] = []
+        for r in sorted(ranks):
+            frac = r / n
+            half = _MARGIN_SIGMAS * math.sqrt(m * frac * (1.0 - frac)) + 3.0
+            j_lo, j_hi = math.floor(m * r / n - half), math.ceil(m * (r + 1) / n + half)
+            if spans and j_lo <= spans[-1][2]:  # overlaps the previous bracket: one bracket for both
+                spans[-1] = (spans[-1][0] + [r], spans[-1][1], max(spans[-1][2], j_hi))
+            else:
+                spans.append(([r], j_lo, j_hi))
+        self.n = n
+        self.groups = [(rs, pilot[min(j_lo, m - 1)] if j_lo >= 0 else None, pilot[max(j_hi, 0)] if j_hi < m else None)
+                       for rs, j_lo, j_hi in spans]
+
+    def count(self, x: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+        """Per group, for one part x: (#x ≤ lo, #x ≤ hi, the entries in (lo, hi], unsorted)."""
+        x = np.ascontiguousarray(x)  # a strided share of the sample: one copy, then every pass runs on it
+        out = []
+        for _, lo, hi in self.groups:
+            at_or_below, upto, inside = 0, x.size, None
+            if lo is not None:
+                above_lo = np.greater(x, lo)
+                at_or_below = x.size - int(np.count_nonzero(above_lo))
+                inside = above_lo
+            if hi is not None:
+                within = np.less_equal(x, hi)
+                upto = int(np.count_nonzero(within))
+                inside = within if inside is None else np.logical_and(within, inside, out=within)
+            out.append((at_or_below, upto, x if inside is None else np.compress(inside, x)))
+        return out
+
+    def values(self, parts: Sequence[np.ndarray], counts: Sequence[list[tuple[int, int, np.ndarray]]]
+               ) -> dict[int, float]:
+        """{rank: value} from every part's counts; ranks a bracket missed come from a sort of the whole."""
+        out: dict[int, float] = {}
+        missed: list[int] = []
+        for g, (rs, lo, _) in enumerate(self.groups):
+            at_or_below = sum(c[g][0] for c in counts)
+            upto = sum(c[g][1] for c in counts)
+            below: int | None = None
+            inside = None
+            for r in rs:
+                if at_or_below <= r < upto:
+                    if inside is None:
+                        inside = np.sort(np.concatenate([c[g][2] for c in counts]))
+                    out[r] = inside[r - at_or_below]
+                    continue
+                if r < at_or_below and lo is not None:  # in a run of entries equal to lo, or below the bracket
+                    if below is None:
+                        below = sum(int(np.count_nonzero(np.less(p, lo))) for p in parts)
+                    if r >= below:
+                        out[r] = lo
+                        continue
+                missed.append(r)
+        if missed:
+            out.update(order_statistics(np.concatenate(parts), missed))
+        return out
+
+
+def select_unsorted(parts: Sequence[np.ndarray], ranks: list[int],
+                    map_parts: Callable[[Callable[[int], object]], list[object]] | None = None) -> dict[int, float]:
+    """{rank: value at that 0-based rank of the union of the parts sorted ascending}, for 1-D parts of
+    non-negative finite values (no -0.0, no NaN), without sorting them. map_parts(fn) runs fn(k) for every part
+    index k (in threads, say) and returns the results in order; by default one after the other."""
+    n = sum(p.size for p in parts)
+    if n < SELECT_FROM:
+        return order_statistics(parts[0] if len(parts) == 1 else np.concatenate(parts), ranks)
+    plan = Selection(parts, ranks)
+    counts = map_parts(lambda k: plan.count(parts[k])) if map_parts else [plan.count(p) for p in parts]
+    return plan.values(parts, counts)  # type: ignore[arg-type]
+
+
+def quantiles_of_parts(parts: Sequence[np.ndarray], qs: Sequence[float],
+                       map_parts: Callable[[Callable[[int], object]], list[object]] | None = None) -> np.ndarray:
+    """quantiles(np.concatenate(parts), qs), bit for bit, for 1-D parts of non-negative finite values (at least
+    one entry in all), unsorted: select_unsorted's order statistics."""
+    kept = [p for p in parts if p.size]
+    n = sum(p.size for p in kept)
+    if map_parts is not None and len(kept) != len(parts):
+        map_parts = None
+    return _interpolate(n, qs, kept[0].dtype, lambda ranks: select_unsorted(kept, ranks, map_parts))

@@ -404,6 +404,12 @@ def _check_nesting(text: str, source: str) -> None:
                                         line=mark.line + 1 if mark is not None else None)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
+    except yaml.MarkedYAMLError as exc:  # libyaml's scanner (PyYAML ≥ 6.0.4) stops at 1000 levels on its own
+        if "nesting depth" not in str(exc.problem):
+            raise
+        mark = exc.problem_mark
+        raise ScenarioError(f"the YAML is nested more than {MAX_NESTING} levels deep; a scenario needs a handful",
+                            source=source, line=mark.line + 1 if mark is not None else None) from None
     finally:
         loader.dispose()
 
