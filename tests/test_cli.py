@@ -258,3 +258,19 @@ def test_step_columns_are_evenly_strided_and_end_at_the_last_record():
     assert _step_columns(11, 9) == [0, 2, 4, 6, 8, 10]
     assert _step_columns(31, 9) == [0, 4, 8, 12, 16, 20, 24, 28, 30]
     assert _step_columns(9, 4) == [0, 3, 6, 8]
+
+
+def test_text_with_brackets_and_colons_is_printed_as_given(tmp_path, monkeypatch):
+    """rich's markup and emoji codes are off: a file name, label or scenario text like `a[bold]b` or `:smile:`
+    is shown as it is (with markup on, `[bold]` vanished from compare's column headers and `[/]` raised)."""
+    monkeypatch.chdir(tmp_path)
+    a = "a[bold]b.yaml"
+    (tmp_path / a).write_text('name: "n[/]:smile:"\ndescription: "[red]loud[/red]"\nnetwork: {depth: 2, width: 8}\n')
+    b = "c[red]d.yaml"
+    (tmp_path / b).write_text("network: {depth: 2, width: 8, activation: tanh}\n")
+    res = runner.invoke(app, ["compare", a, b, "--seeds", "2"])
+    assert res.exit_code == 0, res.output
+    assert f"{a} ‖∂L/∂W‖" in res.output and f"{b} ‖∂L/∂W‖" in res.output
+    res = runner.invoke(app, ["run", a, "--seeds", "2"])
+    assert res.exit_code == 0, res.output
+    assert "n[/]:smile: — [red]loud[/red]" in res.output

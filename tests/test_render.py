@@ -130,6 +130,10 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
         api.run(load_scenario(sc), progress=lambda d, n: (calls.append((d, n)), cb(d, n)))
     assert calls == [(i, 6) for i in range(1, 7)]
     assert "6/6" in "".join(tty.text)
+    tty = Stream(True)  # a scenario's name is text, not rich markup ("[/]" alone raised MarkupError)
+    with render.progress_bar("training n[/]a[bold]", file=tty) as cb:
+        cb(1, 2)
+    assert "training n[/]a[bold]" in "".join(tty.text)
 
 
 @pytest.mark.parametrize("path", ["scenarios/classify-blobs.yaml", None])
