@@ -168,11 +168,15 @@ def _run_draws(draw: Callable[..., None], jobs: list[tuple[Any, ...]], values: i
         for job in jobs:
             draw(*job)
         return
-    from concurrent.futures import ThreadPoolExecutor
+    from .parallel import run_lanes
 
-    with ThreadPoolExecutor(workers) as ex:
-        for f in [ex.submit(draw, *job) for job in jobs]:
-            f.result()
+    pending = iter(jobs)  # shared: each lane takes the next layer when it is free (next() holds the GIL)
+
+    def lane() -> None:
+        for job in pending:
+            draw(*job)
+
+    run_lanes([lane] * workers)
 
 
 def _draw_weights(scenario: Scenario, d: Dense, rng: np.random.Generator, S: int) -> Array:

@@ -25,12 +25,9 @@ import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .cores import free_cores, usable_cores
-
-if TYPE_CHECKING:  # imported when the pool is made: a run in one thread needs neither (nor logging, ~4 ms)
-    from concurrent.futures import Future, ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -45,7 +42,7 @@ _controller: Any = None  # threadpoolctl's controller, made on first use (limit_
 PARALLEL_VALUES = 1 << 16
 
 _workers: contextvars.ContextVar[int] = contextvars.ContextVar("gradscope_workers", default=1)
-_pool: ThreadPoolExecutor | None = None
+_pool: _Pool | None = None
 _lock = threading.Lock()
 
 
@@ -101,16 +98,77 @@ def seed_slices(S: int, parts: int) -> list[slice]:
     return out
 
 
-def _executor() -> ThreadPoolExecutor:
+class _Task(Generic[T]):
+    """One call handed to the pool: its result or exception, and an event set when it has finished."""
+
+    __slots__ = ("_call", "_done", "_error", "_result")
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._call, self._done = call, threading.Event()
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._result = self._call()
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
+
+    def result(self) -> T:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]
+
+
+class _Pool:
+    """Daemon threads taking calls from one queue: what map_seeds needs of a thread pool, without
+    concurrent.futures (which imports logging: ~5 ms of every multi-threaded run's start-up). Callers always
+    wait for what they submit, so a daemon thread never holds unfinished work at the exit."""
+
+    def __init__(self, threads: int) -> None:
+        import queue
+
+        self._queue: queue.SimpleQueue[_Task[Any]] = queue.SimpleQueue()
+        for i in range(threads):
+            threading.Thread(target=self._work, name=f"gradscope-{i}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            self._queue.get().run()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> _Task[T]:
+        task: _Task[T] = _Task(lambda: fn(*args))
+        self._queue.put(task)
+        return task
+
+
+def _executor() -> _Pool:
     """The process's pool: one thread per usable core but this one, created once (never replaced while a
     run in another thread may be submitting to it)."""
     global _pool
-    from concurrent.futures import ThreadPoolExecutor
-
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max(1, usable_cores() - 1), thread_name_prefix="gradscope")
+            _pool = _Pool(max(1, usable_cores() - 1))
         return _pool
+
+
+def run_lanes(lanes: list[Callable[[], None]]) -> None:
+    """Call every lane at once: the first in this thread, the others in the pool; returns when all have
+    finished (raising the first lane's exception, or else another's)."""
+    tasks = [_executor().submit(contextvars.copy_context().run, lane) for lane in lanes[1:]]
+    try:
+        lanes[0]()
+    finally:
+        for t in tasks:
+            t.wait()
+    for t in tasks:
+        t.result()
 
 
 def _alone(fn: Callable[[slice], T], sl: slice) -> T:
@@ -133,12 +191,12 @@ def map_seeds(fn: Callable[[slice], T], S: int, values: int) -> list[T]:
     if len(slices) == 1:
         return [fn(slices[0])]
     pool = _executor()
-    futures: list[Future[T]] = [pool.submit(contextvars.copy_context().run, _alone, fn, sl) for sl in slices[1:]]
+    futures: list[_Task[T]] = [pool.submit(contextvars.copy_context().run, _alone, fn, sl) for sl in slices[1:]]
     try:
         first = _alone(fn, slices[0])
     finally:
         for f in futures:
-            f.exception()  # wait for every range before anything is returned or raised
+            f.wait()  # every range has finished before anything is returned or raised
     return [first] + [f.result() for f in futures]
 
 

@@ -104,31 +104,30 @@ def test_threaded_draws_same_weights(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_weight_draws_keep_to_gradscope_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """GRADSCOPE_THREADS=1 holds the weight draws to this thread too (no pool, whatever cores are free)."""
-    import concurrent.futures
-
+    """GRADSCOPE_THREADS=1 holds the weight draws to this thread too (no lanes, whatever cores are free)."""
     import gradscope
-    from gradscope import cores, engine
+    from gradscope import cores, engine, parallel
 
     sc = gradscope.load_scenario({"seeds": 3, "network": {"depth": 3, "width": 8}})
     monkeypatch.setattr(cores, "free_cores", lambda: 3)
     monkeypatch.setattr(engine, "PARALLEL_DRAW_VALUES", 0)
     made: list[int] = []
-    real = concurrent.futures.ThreadPoolExecutor
+    real = parallel.run_lanes
 
-    def pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
-        made.append(workers)
-        return real(workers)
+    def lanes(fns):  # type: ignore[no-untyped-def]
+        made.append(len(fns))
+        return real(fns)
 
-    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", pool)
-    engine.init_params(sc)
+    monkeypatch.setattr(parallel, "run_lanes", lanes)
+    want = engine.init_params(sc)
     assert made == [3]
     monkeypatch.setenv("GRADSCOPE_THREADS", "1")
-    engine.init_params(sc)
+    got = engine.init_params(sc)
     assert made == [3]
     monkeypatch.setenv("GRADSCOPE_THREADS", "2")
     engine.init_params(sc)
     assert made == [3, 2]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(want.W, got.W, strict=True))
 
 
 @pytest.mark.parametrize("act", [("tanh", {}), ("sigmoid", {}), ("gelu", {"approximate": "none"}),

@@ -71,6 +71,32 @@ def test_map_seeds_waits_for_every_range_before_raising(split_everything: None) 
         parallel.map_seeds(late, 4, 4)
 
 
+def test_run_lanes_runs_every_lane_and_raises_after_all_finished() -> None:
+    """parallel.run_lanes (the weight draws' lanes): every lane runs, the first in this thread; a lane's
+    exception reaches the caller only once the others are done; the pool keeps working after it."""
+    seen: list[tuple[int, int]] = []
+
+    def lane(i: int, fail: bool = False):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            time.sleep(0.02 * i)
+            seen.append((i, threading.get_ident()))
+            if fail:
+                raise RuntimeError(f"lane {i}")
+        return run
+
+    parallel.run_lanes([lane(0), lane(1), lane(2)])
+    assert sorted(i for i, _ in seen) == [0, 1, 2] and dict(seen)[0] == threading.get_ident()
+    seen.clear()
+    with pytest.raises(RuntimeError, match="lane 0"):
+        parallel.run_lanes([lane(0, fail=True), lane(3)])
+    assert sorted(i for i, _ in seen) == [0, 3]
+    seen.clear()
+    with pytest.raises(RuntimeError, match="lane 1"):
+        parallel.run_lanes([lane(0), lane(1, fail=True)])
+    parallel.run_lanes([lane(0), lane(1)])
+    assert sorted(i for i, _ in seen) == [0, 0, 1, 1]
+
+
 def test_no_nested_splitting(split_everything: None) -> None:
     inner: list[int] = []
     with parallel.using(2):

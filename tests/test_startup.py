@@ -69,7 +69,14 @@ def test_run_imports_no_module_the_default_scenario_does_not_use():
 
 def test_a_run_in_one_thread_imports_no_thread_pool():
     added = set(_probe("run", "--quiet", env={"GRADSCOPE_THREADS": "1"})["added"])
-    assert "gradscope.parallel" in added and not {"concurrent.futures", "logging"} & added
+    assert "gradscope.parallel" in added and not {"concurrent.futures", "logging", "queue"} & added
+
+
+def test_a_run_in_threads_imports_no_concurrent_futures():
+    """Seed ranges in two threads use parallel's own small pool (queue + threading), not concurrent.futures,
+    which imports logging (~5 ms)."""
+    added = set(_probe("run", "--quiet", env={"GRADSCOPE_THREADS": "2"})["added"])
+    assert "queue" in added and not {"concurrent.futures", "logging"} & added
 
 
 def test_the_collector_is_paused_for_imports_only(monkeypatch):
