@@ -81,9 +81,10 @@ def using(workers: int) -> Iterator[None]:
         _workers.reset(token)
 
 
-def workers(values: int) -> int:
-    """Threads for one array operation of this many entries, under the current `using`."""
-    return _workers.get() if values >= PARALLEL_VALUES else 1
+def workers(values: int, threshold: int | None = None) -> int:
+    """Threads for one array operation of this many entries (split from `threshold` entries, by default
+    PARALLEL_VALUES), under the current `using`."""
+    return _workers.get() if values >= (PARALLEL_VALUES if threshold is None else threshold) else 1
 
 
 def seed_slices(S: int, parts: int) -> list[slice]:
@@ -180,14 +181,14 @@ def _alone(fn: Callable[[slice], T], sl: slice) -> T:
         _workers.reset(token)
 
 
-def map_seeds(fn: Callable[[slice], T], S: int, values: int) -> list[T]:
+def map_seeds(fn: Callable[[slice], T], S: int, values: int, threshold: int | None = None) -> list[T]:
     """[fn(slice) for each seed range], the ranges run at once when `values` (the entries the work touches
     per call of fn(slice(0, S))) is large enough and `using` allows more than one thread.
 
     The first range runs in this thread, the others in the pool; every range has finished before this
     returns (also when one raises: the others may be writing into arrays the caller owns). Each range runs
     in a copy of this thread's context, so np.errstate applies inside it too."""
-    slices = seed_slices(S, workers(values))
+    slices = seed_slices(S, workers(values, threshold))
     if len(slices) == 1:
         return [fn(slices[0])]
     pool = _executor()

