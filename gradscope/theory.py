@@ -224,10 +224,54 @@ def prime_critical(entries: dict[tuple[Any, ...], float | None]) -> None:
     _CRITICAL.update(entries)
 
 
+# The values of every registered activation at its default parameters and σ_b² = 0 (the zero bias every
+# init uses unless told otherwise), stored beside the Gauss rules by `python -m gradscope.theory`: computing
+# one takes 6-12 ms for sigmoid or tanh and ~0.2 s for GELU (its χ₁ jumps across 1, which only the scalar
+# bisection finds) — of every run's start, for a constant. tests/test_theory.py recomputes every entry.
+CRITICAL_FILE = RULES_DIR / "critical.txt"
+_stored_loaded = False
+
+
+def _critical_line(key: tuple[Any, ...], value: float | None) -> str:
+    activation, params, sigma_b2, lo, hi = key
+    return "\t".join([activation, ";".join(f"{k}={v}" for k, v in params), float.hex(sigma_b2), float.hex(lo),
+                      float.hex(hi), "none" if value is None else float.hex(value)])
+
+
+def stored_critical() -> dict[tuple[Any, ...], float | None]:
+    """The stored critical_sigma_w2 values (CRITICAL_FILE), by _critical_key; {} when the file is absent."""
+    out: dict[tuple[Any, ...], float | None] = {}
+    try:
+        text = CRITICAL_FILE.read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        activation, params, sigma_b2, lo, hi, value = line.split("\t")
+        pairs = tuple(tuple(p.split("=", 1)) for p in params.split(";")) if params else ()
+        out[(activation, pairs, float.fromhex(sigma_b2), float.fromhex(lo), float.fromhex(hi))] = (
+            None if value == "none" else float.fromhex(value))
+    return out
+
+
+def critical_table_entries() -> dict[tuple[Any, ...], float | None]:
+    """What CRITICAL_FILE holds, computed now: every hidden activation at its defaults, σ_b² = 0, lo, hi default."""
+    out: dict[tuple[Any, ...], float | None] = {}
+    for name in ACTIVATIONS.names():
+        params = ACTIVATIONS.get(name).defaults()
+        out[_critical_key(name, 0.0, params, 1e-3, 100.0)] = critical_sigma_w2_uncached(name, 0.0, params)
+    return out
+
+
 def critical_sigma_w2(activation: str, sigma_b2: float, params: dict[str, Any] | None = None,
                       lo: float = 1e-3, hi: float = 100.0) -> float | None:
-    """critical_sigma_w2_uncached, computed once per process for each (activation, params, σ_b², lo, hi)."""
+    """critical_sigma_w2_uncached, computed once per process for each (activation, params, σ_b², lo, hi), or
+    read from the stored table (CRITICAL_FILE) for an activation's defaults at σ_b² = 0."""
+    global _stored_loaded
     key = _critical_key(activation, sigma_b2, params, lo, hi)
+    if key not in _CRITICAL and not _stored_loaded:
+        _stored_loaded = True
+        for k, v in stored_critical().items():
+            _CRITICAL.setdefault(k, v)
     if key not in _CRITICAL:
         _CRITICAL[key] = critical_sigma_w2_uncached(activation, sigma_b2, params, lo, hi)
     return _CRITICAL[key]
@@ -502,8 +546,11 @@ def predict_layers(sizes: Sequence[int], activations: Sequence[tuple[str, dict[s
     return LayerPrediction(q, chis, delta_ratio, grad_ratio)
 
 
-if __name__ == "__main__":  # python -m gradscope.theory: (re)write the stored rules
+if __name__ == "__main__":  # python -m gradscope.theory: (re)write the stored rules and critical values
     RULES_DIR.mkdir(exist_ok=True)
     for rule, make in _RULES.items():
         np.save(RULES_DIR / f"{rule}.npy", np.stack(make()))
         print(f"wrote {RULES_DIR / rule}.npy")
+    entries = critical_table_entries()
+    CRITICAL_FILE.write_text("".join(_critical_line(k, v) + "\n" for k, v in entries.items()), encoding="utf-8")
+    print(f"wrote {CRITICAL_FILE} ({len(entries)} values)")

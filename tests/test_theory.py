@@ -161,3 +161,40 @@ def test_stored_gauss_rules_are_numpys() -> None:
         x0, w0 = make()
         assert x.shape == x0.shape and np.allclose(x, x0, rtol=1e-13, atol=1e-15), name
         assert np.allclose(w, w0, rtol=1e-12, atol=0), name
+
+
+def test_stored_critical_values_are_the_computed_ones() -> None:
+    """gradscope/quadrature/critical.txt (python -m gradscope.theory) holds critical_sigma_w2 of every registered
+    activation at its defaults and σ_b² = 0, as computed now."""
+    from gradscope import theory
+
+    stored = theory.stored_critical()
+    fresh = theory.critical_table_entries()
+    assert stored.keys() == fresh.keys() and len(stored) >= 12
+    for key, value in fresh.items():
+        if value is None:
+            assert stored[key] is None, key
+        else:
+            assert stored[key] == pytest.approx(value, rel=1e-9), key
+    assert stored[theory._critical_key("tanh", 0.0, {}, 1e-3, 100.0)] == pytest.approx(1.0, rel=1e-9)
+    assert stored[theory._critical_key("relu", 0.0, {}, 1e-3, 100.0)] == 2.0
+
+
+def test_critical_sigma_w2_reads_the_stored_value_and_computes_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradscope import theory
+
+    computed: list[tuple] = []
+    real = theory.critical_sigma_w2_uncached
+    monkeypatch.setattr(theory, "_CRITICAL", {})
+    monkeypatch.setattr(theory, "_stored_loaded", False)
+    monkeypatch.setattr(theory, "critical_sigma_w2_uncached", lambda *a, **k: computed.append(a) or real(*a, **k))
+    assert theory.critical_sigma_w2("gelu", 0.0, {"approximate": "none"}) == pytest.approx(2.3517156, rel=1e-7)
+    assert theory.critical_sigma_w2("sigmoid", 0.0, {}) is None
+    assert computed == []  # both stored
+    assert theory.critical_sigma_w2("tanh", 0.05, {}) == pytest.approx(1.7609546, rel=1e-6)
+    assert [a[:2] for a in computed] == [("tanh", 0.05)]
+    monkeypatch.setattr(theory, "CRITICAL_FILE", theory.RULES_DIR / "no-such-file.txt")
+    monkeypatch.setattr(theory, "_CRITICAL", {})
+    monkeypatch.setattr(theory, "_stored_loaded", False)
+    assert theory.critical_sigma_w2("tanh", 0.0, {}) == pytest.approx(1.0, rel=1e-7)  # no table: computed
+    assert [a[:2] for a in computed] == [("tanh", 0.05), ("tanh", 0.0)]
