@@ -107,9 +107,18 @@ def worker_gradscope(w: dict[str, Any], repeat: int, blas_default: bool = False)
     if blas_default:  # what a run did before gradscope chose its threads: no seed ranges, a BLAS thread per core
         cores = len(os.sched_getaffinity(0))
         api.run_threads = lambda sc: (1, cores)  # type: ignore[assignment]
-    workers, blas = api.run_threads(sc)  # what the run chooses, read before it as the run reads it
+    chosen: list[tuple[int, int]] = []
+    choose = api.run_threads
+
+    def recorded(sc: Any) -> tuple[int, int]:  # what every timed run chose (each chooses when it starts)
+        chosen.append(choose(sc))
+        return chosen[-1]
+
+    api.run_threads = recorded  # type: ignore[assignment]
     run_t = _best(lambda: gradscope.run(sc, keep_gradients=False), repeat)
-    return {"run": run_t, "threads": f"{workers}×{blas}"}
+    counts = {c: chosen.count(c) for c in sorted(set(chosen), reverse=True)}
+    threads = "/".join(f"{w}×{b}" + (f"({n})" if len(counts) > 1 else "") for (w, b), n in counts.items())
+    return {"run": run_t, "threads": threads}
 
 
 def worker_floor(w: dict[str, Any], repeat: int) -> dict[str, Any]:
