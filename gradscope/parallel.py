@@ -20,6 +20,7 @@ does not split (one seed, or a few that split unevenly) leaves its GEMMs to BLAS
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import contextvars
 import os
@@ -100,12 +101,15 @@ def seed_slices(S: int, parts: int) -> list[slice]:
 
 
 class _Task(Generic[T]):
-    """One call handed to the pool: its result or exception, and an event set when it has finished."""
+    """One call handed to the pool: its result or exception, and a lock held until it has finished (a
+    threading.Event would build a Condition per task: ~8 µs, ~1% of a 100-step training run)."""
 
-    __slots__ = ("_call", "_done", "_error", "_result")
+    __slots__ = ("_call", "_finished", "_error", "_result")
 
     def __init__(self, call: Callable[[], T]) -> None:
-        self._call, self._done = call, threading.Event()
+        self._call = call
+        self._finished = _thread.allocate_lock()
+        self._finished.acquire()  # released by run(): wait() blocks until then
         self._result: T | None = None
         self._error: BaseException | None = None
 
@@ -115,13 +119,14 @@ class _Task(Generic[T]):
         except BaseException as exc:  # handed to the waiting thread, which raises it
             self._error = exc
         finally:
-            self._done.set()
+            self._finished.release()
 
     def wait(self) -> None:
-        self._done.wait()
+        with self._finished:  # acquired once run() has released it, and released again for the next waiter
+            pass
 
     def result(self) -> T:
-        self._done.wait()
+        self.wait()
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[return-value]
