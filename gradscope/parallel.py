@@ -44,6 +44,7 @@ PARALLEL_VALUES = 1 << 16
 
 _workers: contextvars.ContextVar[int] = contextvars.ContextVar("gradscope_workers", default=1)
 _pool: _Pool | None = None
+_in_pool = threading.local()  # .flag is True in the pool's own threads
 _lock = threading.Lock()
 
 
@@ -145,6 +146,7 @@ class _Pool:
             threading.Thread(target=self._work, name=f"gradscope-{i}", daemon=True).start()
 
     def _work(self) -> None:
+        _in_pool.flag = True
         while True:
             self._queue.get().run()
 
@@ -166,7 +168,12 @@ def _executor() -> _Pool:
 
 def run_lanes(lanes: list[Callable[[], None]]) -> None:
     """Call every lane at once: the first in this thread, the others in the pool; returns when all have
-    finished (raising the first lane's exception, or else another's)."""
+    finished (raising the first lane's exception, or else another's). Called from a pool thread, the lanes
+    run one after another in it (a pool thread waiting on lanes queued behind itself would wait forever)."""
+    if getattr(_in_pool, "flag", False):
+        for lane in lanes:
+            lane()
+        return
     tasks = [_executor().submit(contextvars.copy_context().run, lane) for lane in lanes[1:]]
     try:
         lanes[0]()

@@ -182,4 +182,5 @@ def quantiles_of_parts(parts: Sequence[np.ndarray], qs: Sequence[float],
     n = sum(p.size for p in kept)
     if map_parts is not None and len(kept) != len(parts):
         map_parts = None
-    return _interpolate(n, qs, kept[0].dtype, lambda ranks: select_unsorted(kept, ranks, map_parts))
+    dtype = np.result_type(*kept) if len(kept) > 1 else kept[0].dtype  # np.concatenate's dtype
+    return _interpolate(n, qs, dtype, lambda ranks: select_unsorted(kept, ranks, map_parts))

@@ -179,6 +179,10 @@ def test_quantiles_of_parts_are_np_quantile(n: int) -> None:
             want = np.quantile(x, qs)
             got = quantiles_of_parts(parts, qs, map_parts=lambda fn, k=len(parts): [fn(i) for i in range(k)])
             assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (n, x[:4], qs, want, got)
+    if n > 1:  # parts of two dtypes: np.concatenate's (float64), as np.quantile of the whole
+        mixed = [np.abs(rng.standard_normal(n // 2)).astype(np.float32), np.abs(rng.standard_normal(n - n // 2))]
+        want = np.quantile(np.concatenate(mixed), QUANTILES)
+        assert quantiles_of_parts(mixed, QUANTILES).tobytes() == want.tobytes()
 
 
 def test_selection_small_pilot_and_missed_brackets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,6 +98,11 @@ def test_run_lanes_runs_every_lane_and_raises_after_all_finished() -> None:
         parallel.run_lanes([lane(0), lane(1, fail=True)])
     parallel.run_lanes([lane(0), lane(1)])
     assert sorted(i for i, _ in seen) == [0, 0, 1, 1]
+    seen.clear()  # from a pool thread: one after another there, never waiting on lanes queued behind itself
+    task = parallel._executor().submit(parallel.run_lanes, [lane(0), lane(1), lane(2)])
+    task.result()
+    assert sorted(i for i, _ in seen) == [0, 1, 2] and len({t for _, t in seen}) == 1
+    assert dict(seen)[0] != threading.get_ident()
 
 
 def test_no_nested_splitting(split_everything: None) -> None:
