@@ -326,6 +326,18 @@ def forward_trace(scenario: Scenario, params: Params, x: Array, *, step: int = 0
     return tr
 
 
+# A dense layer's multiply (and its activation, or its backward GEMMs) is split over the seed ranges from
+# this much work: the entries it reads and writes, or its multiply-adds / 16, whichever is larger. Measured
+# over 100-step training runs of 4 tanh layers, one thread against two: 65k or 131k entries of 2M
+# multiply-adds or fewer ran 4-51% slower in two (the hand-offs cost more than half the work), 262k entries
+# or 4M multiply-adds 11-25% faster.
+LINEAR_SPLIT = 1 << 18
+
+
+def _linear_work(S: int, B: int, n_in: int, n_out: int) -> int:
+    return max(S * B * (n_in + n_out), S * B * n_in * n_out // 16)
+
+
 def linear(h: Array, W: Array, bias: Array | None, activation: str | None = None,
            act_params: dict[str, Any] | None = None) -> tuple[Array, Array]:
     """z = h @ W + b and a = φ(z) (a is z itself without an activation, or for the identity).
@@ -352,7 +364,7 @@ def linear(h: Array, W: Array, bias: Array | None, activation: str | None = None
             else:
                 a[sl] = act.fn(zs, **kw)
 
-    map_seeds(work, S, S * h.shape[-2] * (W.shape[-2] + m))  # the GEMM reads h and writes z
+    map_seeds(work, S, _linear_work(S, h.shape[-2], W.shape[-2], m), LINEAR_SPLIT)
     return z, a
 
 
@@ -377,7 +389,7 @@ def linear_back(h: Array, g: Array, W: Array, need_dx: bool, with_db: bool,
         if dx is not None:
             np.matmul(gs, np.swapaxes(W[sl], -1, -2), out=dx[sl])
 
-    map_seeds(work, S, S * g.shape[-2] * (W.shape[-2] + g.shape[-1]))  # the GEMMs read h, g and write dx
+    map_seeds(work, S, _linear_work(S, g.shape[-2], W.shape[-2], g.shape[-1]), LINEAR_SPLIT)
     return dW, db, dx
 
 

@@ -166,15 +166,17 @@ def test_act_grad_statistics_taken_in_backward_are_the_ones_computed_after(net, 
     params, data = init_params(sc), draw_data(sc)
     x, t = data.x, loss_target(sc, data)
     with parallel.using(threads), np.errstate(all="ignore"):
-        old = parallel.PARALLEL_VALUES
-        parallel.PARALLEL_VALUES = 1  # split even these small arrays into seed ranges
+        from gradscope import engine
+
+        old, old_linear = parallel.PARALLEL_VALUES, engine.LINEAR_SPLIT
+        parallel.PARALLEL_VALUES = engine.LINEAR_SPLIT = 1  # split even these small arrays into seed ranges
         try:
             hooked = run_pass(sc, params, x, t, reduce_act_grad=act_grad_statistics(sc))
             plain = run_pass(sc, params, x, t)
             with_hook = layer_arrays(sc, params, hooked, None)
             without = layer_arrays(sc, params, plain, None)
         finally:
-            parallel.PARALLEL_VALUES = old
+            parallel.PARALLEL_VALUES, engine.LINEAR_SPLIT = old, old_linear
     assert hooked.act_grad_stats is not None and sorted(hooked.act_grad_stats) == list(range(1, sc.depth + 1))
     assert plain.act_grad_stats is None
     for a, b in zip(with_hook, without, strict=True):

@@ -19,10 +19,11 @@ from gradscope.scenario import load_scenario
 @pytest.fixture
 def split_everything(monkeypatch: pytest.MonkeyPatch) -> None:
     """Split even the small arrays of a test-sized net, so every parallel path runs."""
-    from gradscope import diagnostics
+    from gradscope import diagnostics, engine
 
     monkeypatch.setattr(parallel, "PARALLEL_VALUES", 1)
     monkeypatch.setattr(diagnostics, "DW_PARALLEL_VALUES", 1)
+    monkeypatch.setattr(engine, "LINEAR_SPLIT", 1)
 
 
 def test_seed_slices_cover_the_seeds_in_order() -> None:
