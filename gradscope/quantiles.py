@@ -117,21 +117,41 @@ class Selection:
         self.groups = [(rs, None if a is None else at[a], None if b is None else at[b]) for rs, a, b in ends_at]
 
     def count(self, x: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
-        """Per group, for one part x: (#x ≤ lo, #x ≤ hi, the entries in (lo, hi], unsorted)."""
+        """Per group, for one part x: (#x ≤ lo, #x ≤ hi, the entries in (lo, hi], unsorted).
+
+        The entries inside any bracket are gathered in one pass (a few per cent of x), and each bracket's
+        own entries are then picked out of those: one gather over x instead of one per bracket."""
         x = np.ascontiguousarray(x)  # a strided share of the sample: one copy, then every pass runs on it
-        out = []
+        bounds: list[tuple[int, int]] = []
+        union: np.ndarray | None = None
+        unbounded = False  # a bracket open at both ends holds every entry: nothing to gather
         for _, lo, hi in self.groups:
             at_or_below, upto, inside = 0, x.size, None
             if lo is not None:
-                above_lo = np.greater(x, lo)
-                at_or_below = x.size - int(np.count_nonzero(above_lo))
-                inside = above_lo
+                inside = np.greater(x, lo)
+                at_or_below = x.size - int(np.count_nonzero(inside))
             if hi is not None:
                 within = np.less_equal(x, hi)
                 upto = int(np.count_nonzero(within))
                 inside = within if inside is None else np.logical_and(within, inside, out=within)
-            out.append((at_or_below, upto, x if inside is None else np.compress(inside, x)))
-        return out
+            bounds.append((at_or_below, upto))
+            if inside is None:
+                unbounded = True
+            elif not unbounded:
+                union = inside if union is None else np.logical_or(union, inside, out=union)
+        source = x if unbounded or union is None else np.compress(union, x)
+        return [(a, u, self._inside(source, lo, hi)) for (a, u), (_, lo, hi) in zip(bounds, self.groups, strict=True)]
+
+    @staticmethod
+    def _inside(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+        """The entries of x in (lo, hi] (None: unbounded)."""
+        if lo is None and hi is None:
+            return x
+        if lo is None:
+            return np.compress(np.less_equal(x, hi), x)
+        if hi is None:
+            return np.compress(np.greater(x, lo), x)
+        return np.compress(np.logical_and(np.greater(x, lo), np.less_equal(x, hi)), x)
 
     def values(self, parts: Sequence[np.ndarray], counts: Sequence[list[tuple[int, int, np.ndarray]]]
                ) -> dict[int, float]:
