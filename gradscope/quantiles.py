@@ -156,29 +156,42 @@ class Selection:
             return np.compress(np.greater(x, lo), x)
         return np.compress(np.logical_and(np.greater(x, lo), np.less_equal(x, hi)), x)
 
-    def values(self, parts: Sequence[np.ndarray], counts: Sequence[list[tuple[int, int, np.ndarray]]]
-               ) -> dict[int, float]:
-        """{rank: value} from every part's counts; ranks a bracket missed come from a sort of the whole."""
+    def values(self, parts: Sequence[np.ndarray], counts: Sequence[list[tuple[int, int, np.ndarray]]],
+               map_parts: Callable[[Callable[[int], object]], list[object]] | None = None) -> dict[int, float]:
+        """{rank: value} from every part's counts; ranks a bracket missed come from a sort of the whole.
+        With map_parts, the brackets are shared out among its threads (bracket g to thread g mod threads)."""
+        lanes = len(parts) if map_parts is not None and len(parts) > 1 else 1
+
+        def solve(k: int) -> tuple[dict[int, float], list[int]]:
+            out: dict[int, float] = {}
+            missed: list[int] = []
+            for g in range(k, len(self.groups), lanes):
+                rs, lo, _ = self.groups[g]
+                at_or_below = sum(c[g][0] for c in counts)
+                upto = sum(c[g][1] for c in counts)
+                below: int | None = None
+                inside = [r - at_or_below for r in rs if at_or_below <= r < upto]
+                if inside:
+                    found = order_statistics(np.concatenate([c[g][2] for c in counts]), inside)
+                for r in rs:
+                    if at_or_below <= r < upto:
+                        out[r] = found[r - at_or_below]
+                        continue
+                    if r < at_or_below and lo is not None:  # in a run of entries equal to lo, or below the bracket
+                        if below is None:
+                            below = sum(int(np.count_nonzero(np.less(p, lo))) for p in parts)
+                        if r >= below:
+                            out[r] = lo
+                            continue
+                    missed.append(r)
+            return out, missed
+
+        solved = map_parts(solve) if lanes > 1 else [solve(0)]  # type: ignore[misc]
         out: dict[int, float] = {}
         missed: list[int] = []
-        for g, (rs, lo, _) in enumerate(self.groups):
-            at_or_below = sum(c[g][0] for c in counts)
-            upto = sum(c[g][1] for c in counts)
-            below: int | None = None
-            inside = [r - at_or_below for r in rs if at_or_below <= r < upto]
-            if inside:
-                found = order_statistics(np.concatenate([c[g][2] for c in counts]), inside)
-            for r in rs:
-                if at_or_below <= r < upto:
-                    out[r] = found[r - at_or_below]
-                    continue
-                if r < at_or_below and lo is not None:  # in a run of entries equal to lo, or below the bracket
-                    if below is None:
-                        below = sum(int(np.count_nonzero(np.less(p, lo))) for p in parts)
-                    if r >= below:
-                        out[r] = lo
-                        continue
-                missed.append(r)
+        for part_out, part_missed in solved:  # type: ignore[misc]
+            out.update(part_out)
+            missed += part_missed
         if missed:
             out.update(order_statistics(np.concatenate(parts), missed))
         return out
@@ -194,7 +207,7 @@ def select_unsorted(parts: Sequence[np.ndarray], ranks: list[int],
         return order_statistics(parts[0] if len(parts) == 1 else np.concatenate(parts), ranks)
     plan = Selection(parts, ranks)
     counts = map_parts(lambda k: plan.count(parts[k])) if map_parts else [plan.count(p) for p in parts]
-    return plan.values(parts, counts)  # type: ignore[arg-type]
+    return plan.values(parts, counts, map_parts)  # type: ignore[arg-type]
 
 
 def quantiles_of_parts(parts: Sequence[np.ndarray], qs: Sequence[float],
