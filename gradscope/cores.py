@@ -55,6 +55,8 @@ def _others_running(loadavg: str, tasks: str) -> int | None:
             running = int(fh.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return None
+    if running <= 1:  # only this thread: no need to read this process's task list
+        return 0
     return running - _own_running(tasks)
 
 
