@@ -60,11 +60,17 @@ def _others_running(loadavg: str, tasks: str) -> int | None:
     return running - _own_running(tasks)
 
 
+OWN_TASKS_READ = 64  # a process with more threads than this is not scanned (its other threads count as busy)
+
+
 def _own_running(tasks: str) -> int:
-    """This process's threads in state R (this one included); 1 when /proc/self/task cannot be read."""
+    """This process's threads in state R (this one included); 1 when /proc/self/task cannot be read or lists
+    more than OWN_TASKS_READ threads (reading each one's stat would cost more than the answer is worth)."""
     try:
         tids = os.listdir(tasks)
     except OSError:
+        return 1
+    if len(tids) > OWN_TASKS_READ:
         return 1
     n = 0
     for tid in tids:

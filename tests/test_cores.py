@@ -34,6 +34,8 @@ def test_idle_busy_and_own_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert cores.free_cores(str(tmp_path / "none"), str(tmp_path / "task")) == 2  # no /proc: every core
     assert cores.free_cores(*_proc(tmp_path, 2, "")) == 1       # no task list: this thread is the one running
     assert cores._own_running(str(tmp_path / "missing")) == 1
+    monkeypatch.setattr(cores, "OWN_TASKS_READ", 2)  # too many threads to scan: only this one is its own
+    assert cores.free_cores(*_proc(tmp_path, 3, "RRR")) == 1
 
 
 def test_a_thread_that_ran_for_a_moment_takes_no_core(monkeypatch: pytest.MonkeyPatch) -> None:
