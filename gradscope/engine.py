@@ -150,13 +150,15 @@ def init_params(scenario: Scenario) -> Params:
     return Params(W, b, extra)
 
 
-# Below this many weights drawing takes a few ms and a thread pool would cost more than it saves.
-PARALLEL_DRAW_VALUES = 1 << 20
+# Below this many weights drawing takes ~1 ms and a second lane would cost about what it saves. (With
+# parallel's own pool, lanes are cheap: at 1 << 20 the default scenario's 0.5M weights were drawn in one
+# thread, 5 ms of a 37 ms run; from 1 << 17 the run takes 34 ms, the same weights.)
+PARALLEL_DRAW_VALUES = 1 << 17
 
 
 def _run_draws(draw: Callable[..., None], jobs: list[tuple[Any, ...]], values: int) -> None:
     """draw(*job) for every layer's job. Each layer draws from its own stream into its own array, so the
-    order does not matter: with more than a million values and more than one core free (cores.free_cores),
+    order does not matter: from PARALLEL_DRAW_VALUES values and with more than one core free (cores.free_cores),
     layers are drawn in threads (NumPy's generators release the GIL while they fill an array) — the same
     numbers, about half the time on two cores. GRADSCOPE_THREADS=N caps the threads, as it does the pass's."""
     from .cores import free_cores
