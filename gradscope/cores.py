@@ -5,6 +5,7 @@ parallel.blas_threads and executor choose BLAS threads and workers with it, engi
 from __future__ import annotations
 
 import os
+import time
 
 
 def usable_cores() -> int:
@@ -40,8 +41,6 @@ def free_cores(loadavg: str = "/proc/loadavg", tasks: str = "/proc/self/task") -
     for _ in range(BUSY_SAMPLES - 1):
         if others <= 0:
             break
-        import time
-
         time.sleep(BUSY_SAMPLE_GAP_S)
         again = _others_running(loadavg, tasks)
         others = min(others, again if again is not None else others)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import contextvars
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -166,22 +167,26 @@ def _executor() -> _Pool:
         return _pool
 
 
-def run_lanes(lanes: list[Callable[[], None]]) -> None:
-    """Call every lane at once: the first in this thread, the others in the pool; returns when all have
-    finished (raising the first lane's exception, or else another's). Called from a pool thread, the lanes
-    run one after another in it (a pool thread waiting on lanes queued behind itself would wait forever)."""
+def _at_once(calls: list[Callable[[], T]]) -> list[T]:
+    """[call() for call in calls], run at once: the first in this thread, the others in the pool. Every call
+    has finished before this returns or raises (the first call's exception first, else the next one's).
+    From a pool thread the calls run one after another there: it would otherwise wait on calls queued
+    behind itself."""
     if getattr(_in_pool, "flag", False):
-        for lane in lanes:
-            lane()
-        return
-    tasks = [_executor().submit(contextvars.copy_context().run, lane) for lane in lanes[1:]]
+        return [call() for call in calls]
+    tasks = [_executor().submit(contextvars.copy_context().run, call) for call in calls[1:]]
     try:
-        lanes[0]()
+        first = calls[0]()
     finally:
         for t in tasks:
             t.wait()
-    for t in tasks:
-        t.result()
+    return [first] + [t.result() for t in tasks]
+
+
+def run_lanes(lanes: list[Callable[[], None]]) -> None:
+    """Call every lane at once (_at_once): returns when all have finished, raising the first lane's
+    exception, or else another's."""
+    _at_once(lanes)
 
 
 def _alone(fn: Callable[[slice], T], sl: slice) -> T:
@@ -203,14 +208,7 @@ def map_seeds(fn: Callable[[slice], T], S: int, values: int, threshold: int | No
     slices = seed_slices(S, workers(values, threshold))
     if len(slices) == 1:
         return [fn(slices[0])]
-    pool = _executor()
-    futures: list[_Task[T]] = [pool.submit(contextvars.copy_context().run, _alone, fn, sl) for sl in slices[1:]]
-    try:
-        first = _alone(fn, slices[0])
-    finally:
-        for f in futures:
-            f.wait()  # every range has finished before anything is returned or raised
-    return [first] + [f.result() for f in futures]
+    return _at_once([functools.partial(_alone, fn, sl) for sl in slices])
 
 
 def threads_override(env: dict[str, str] | None = None) -> int | None:
