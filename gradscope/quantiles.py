@@ -6,14 +6,15 @@ wanted ranks (`order_statistics`; 2-4x faster than np.sort from ~2,000 entries o
 whose np.sort takes a slow AVX-512 path: 37-55 ns an entry).
 
 `quantiles_of_parts(parts, qs)`, for the |∂L/∂W| samples of a report (non-negative, finite, in parts: one
-per seed range), orders nothing large. A pilot of PILOT to PILOT_MAX entries drawn at fixed pseudo-random
-positions brackets every wanted rank between two pilot values; counting passes (x ≤ lo, x ≤ hi, and x < lo
-where a rank falls in a run of entries equal to lo: one vectorized comparison each, ~0.2 ns an entry) say
-which ranks fall inside; the entries inside any bracket (a few per cent of the sample) are gathered in one
-pass and partitioned around the ranks. The values read off are the sample's order statistics themselves,
-so the figures are np.quantile's whatever the pilot drew; a bracket that misses its ranks (a 3.5-sigma
-event of the pilot's binomial rank count, whatever the data) falls back to the whole sample. 65k entries:
-2.4 ms sorted, 0.7 ms selected; 262k: 12.2 and 1.9 ms.
+per seed range), orders nothing large. A pilot of (8n)^(2/3) entries (PILOT to PILOT_MAX) drawn at fixed
+pseudo-random positions brackets every wanted rank between two pilot values; one comparison per bracket end
+(x > lo, x > hi, accumulated into a label per entry, and counted) says which ranks fall inside; the entries
+with an odd label (inside a bracket: a few per cent of the sample) are gathered in one pass, put in bracket
+order by a radix sort of their labels, and each bracket's slice is partitioned around its ranks. A rank in a
+run of entries equal to lo takes lo. The values read off are the sample's order statistics themselves, so
+the figures are np.quantile's whatever the pilot drew; a bracket that misses its ranks (a 3.5-sigma event
+of the pilot's binomial rank count, whatever the data) falls back to the whole sample. 65k entries: 2.7 ms
+sorted, 0.56 ms selected; 262k: 12 and 1.5 ms.
 """
 
 from __future__ import annotations
@@ -58,26 +59,38 @@ def _interpolate(n: int, qs: Sequence[float], dtype: np.dtype, values_at: Callab
 PARTITION_FROM = 1024  # arrays at least this long are partitioned around the wanted ranks, smaller ones sorted
 
 
-def order_statistics(x: np.ndarray, ranks: list[int]) -> dict[int, float]:
+def order_statistics(x: np.ndarray, ranks: list[int], nonnegative: bool = False) -> dict[int, float]:
     """{rank: the value at that 0-based rank of x sorted ascending} for in-range ranks (no NaN in x).
 
     np.partition around the ranks puts at each of them the value a sort would (introselect, O(n)): 2-4x
     faster than np.sort from ~2,000 entries here, ties and sorted input included; below PARTITION_FROM a
-    sort is as fast."""
+    sort is as fast. It is always handed two ranks at least: with one, NumPy takes its AVX-512 selection,
+    3x slower than introselect on the AMD EPYC measured (as its sort: 37-55 ns an entry). nonnegative=True
+    (floats without -0.0): the values' bits are partitioned as integers (the same order), ~1.3x faster."""
+    keys = x.view(np.int64 if x.dtype == np.float64 else np.int32) if nonnegative and x.dtype.kind == "f" else x
     if x.size < PARTITION_FROM or not ranks:
-        v = np.sort(x)
+        v = np.sort(keys)
     else:
-        v = np.partition(x, sorted(set(ranks)))
+        kth = sorted(set(ranks))
+        v = np.partition(keys, kth if len(kth) > 1 else kth + [x.size - 1 if kth[0] < x.size - 1 else 0])
+    if keys is not x:
+        v = v.view(x.dtype)
     return {r: v[r] for r in ranks}
 
 
 # ---------------------------------------------------------------- selection without a full sort
 
 SELECT_FROM = 16_384  # samples smaller than this are sorted (the selection's fixed cost is ~0.1 ms)
-PILOT = 4096          # pilot entries that bracket the wanted ranks: at least this many, n/32 up to PILOT_MAX
-PILOT_MAX = 16_384    # (a larger pilot narrows the brackets, but costs more to gather and partition)
+PILOT = 4096          # pilot entries that bracket the wanted ranks: at least this many, (8n)^(2/3) up to PILOT_MAX
+PILOT_MAX = 12_288    # (introselect with 14 ranks slows 2-4x per entry from ~16k entries, measured)
 _MARGIN_SIGMAS = 3.5  # bracket half-width in standard deviations of the pilot's binomial rank count
 _pilot_positions: dict[int, np.ndarray] = {}
+
+
+def _pilot_size(n: int) -> int:
+    """The pilot's size for a sample of n. The pilot is ordered (~m entries' work) and so are the brackets'
+    entries (~15 n/sqrt(m) of them for the 7 report quantiles at 3.5 sigma): least in all near m = (8n)^(2/3)."""
+    return min(PILOT_MAX, max(PILOT, int((8.0 * n) ** (2.0 / 3.0))))
 
 
 def _pilot_uniform(m: int) -> np.ndarray:
@@ -90,22 +103,29 @@ def _pilot_uniform(m: int) -> np.ndarray:
     return _pilot_positions[m]
 
 
+# what Selection.count returns for one part: per bracket (#x <= lo, #x <= hi); the part's entries inside any
+# bracket, and for each its bracket's label 2g+1
+Counts = tuple[list[tuple[int, int]], np.ndarray, np.ndarray]
+
+
 class Selection:
     """Brackets of the wanted ranks of a sample held in parts: `groups` is a list of (ranks, lo, hi), lo and hi
     pilot values (None: unbounded) such that, with high probability, every rank's value lies in [lo, hi].
+    The brackets (lo, hi] are disjoint and ascending (hi of one <= lo of the next).
 
     The three steps split so that the counting (`count`) can run on each part in its own thread:
     plan = Selection(parts, ranks); per part counts = plan.count(part); plan.values(parts, [counts...])."""
 
     def __init__(self, parts: Sequence[np.ndarray], ranks: list[int]) -> None:
         n = sum(p.size for p in parts)
-        pos = (_pilot_uniform(min(PILOT_MAX, max(PILOT, n >> 5))) * n).astype(np.intp)  # ascending, in [0, n)
+        self.dtype = np.result_type(*parts)  # np.concatenate's: what the values are compared and returned in
+        pos = (_pilot_uniform(_pilot_size(n)) * n).astype(np.intp)  # ascending, in [0, n)
         start, cut, shares = 0, 0, []
         for p in parts:  # part k holds positions [start, start + size): a slice of the ascending positions
             stop = cut + int(np.searchsorted(pos[cut:], start + p.size))
             shares.append(p[pos[cut:stop] - start])
             start, cut = start + p.size, stop
-        pilot = shares[0] if len(shares) == 1 else np.concatenate(shares)
+        pilot = (shares[0] if len(shares) == 1 else np.concatenate(shares)).astype(self.dtype, copy=False)
         m = pilot.size
         spans: list[tuple[list[int], int, int]] = []
         for r in sorted(ranks):
@@ -119,63 +139,63 @@ class Selection:
         # pilot ranks of each bracket's ends (None: unbounded), and the pilot's values there
         ends_at = [(rs, min(j_lo, m - 1) if j_lo >= 0 else None, max(j_hi, 0) if j_hi < m else None)
                    for rs, j_lo, j_hi in spans]
-        at = order_statistics(pilot, sorted({j for _, a, b in ends_at for j in (a, b) if j is not None}))
+        at = order_statistics(pilot, sorted({j for _, a, b in ends_at for j in (a, b) if j is not None}),
+                              nonnegative=True)
         self.groups = [(rs, None if a is None else at[a], None if b is None else at[b]) for rs, a, b in ends_at]
 
-    def count(self, x: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
-        """Per group, for one part x: (#x ≤ lo, #x ≤ hi, the entries in (lo, hi], unsorted).
+    def count(self, x: np.ndarray) -> Counts:
+        """For one part x: per group (#x <= lo, #x <= hi), the entries in any bracket (lo, hi] (unsorted), and
+        for each of them its bracket's label 2g+1.
 
-        The entries inside any bracket are gathered in one pass (a few per cent of x), and each bracket's
-        own entries are then picked out of those: one gather over x instead of one per bracket."""
-        x = np.ascontiguousarray(x)  # a strided share of the sample: one copy, then every pass runs on it
+        An entry's label is the number of bracket ends it exceeds (x > lo, x > hi in turn), taken in one
+        accumulating comparison per end; odd labels are inside a bracket, and those entries are gathered in
+        one pass. Fewer passes than masking each bracket and joining the masks."""
+        x = np.ascontiguousarray(x, dtype=self.dtype)  # a strided share: one copy, every pass runs on it
+        size = x.size
+        label = np.zeros(size, np.uint8)
+        above = np.empty(size, np.bool_)
+        step = above.view(np.uint8)
         bounds: list[tuple[int, int]] = []
-        union: np.ndarray | None = None
-        unbounded = False  # a bracket open at both ends holds every entry: nothing to gather
         for _, lo, hi in self.groups:
-            at_or_below, upto, inside = 0, x.size, None
-            if lo is not None:
-                inside = np.greater(x, lo)
-                at_or_below = x.size - int(np.count_nonzero(inside))
+            at_or_below, upto = 0, size
+            if lo is None:
+                label += 1
+            else:
+                np.greater(x, lo, out=above)
+                at_or_below = size - int(np.count_nonzero(above))
+                label += step
             if hi is not None:
-                within = np.less_equal(x, hi)
-                upto = int(np.count_nonzero(within))
-                inside = within if inside is None else np.logical_and(within, inside, out=within)
+                np.greater(x, hi, out=above)
+                upto = size - int(np.count_nonzero(above))
+                label += step
             bounds.append((at_or_below, upto))
-            if inside is None:
-                unbounded = True
-            elif not unbounded:
-                union = inside if union is None else np.logical_or(union, inside, out=union)
-        source = x if unbounded or union is None else np.compress(union, x)
-        return [(a, u, self._inside(source, lo, hi)) for (a, u), (_, lo, hi) in zip(bounds, self.groups, strict=True)]
+        np.bitwise_and(label, 1, out=step)
+        where = np.flatnonzero(above)
+        return bounds, x.take(where), label.take(where)
 
-    @staticmethod
-    def _inside(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
-        """The entries of x in (lo, hi] (None: unbounded)."""
-        if lo is None and hi is None:
-            return x
-        if lo is None:
-            return np.compress(np.less_equal(x, hi), x)
-        if hi is None:
-            return np.compress(np.greater(x, lo), x)
-        return np.compress(np.logical_and(np.greater(x, lo), np.less_equal(x, hi)), x)
-
-    def values(self, parts: Sequence[np.ndarray], counts: Sequence[list[tuple[int, int, np.ndarray]]],
+    def values(self, parts: Sequence[np.ndarray], counts: Sequence[Counts],
                map_parts: Callable[[Callable[[int], object]], list[object]] | None = None) -> dict[int, float]:
         """{rank: value} from every part's counts; ranks a bracket missed come from a sort of the whole.
         With map_parts, the brackets are shared out among its threads (bracket g to thread g mod threads)."""
         lanes = len(parts) if map_parts is not None and len(parts) > 1 else 1
+        inside = counts[0][1] if len(counts) == 1 else np.concatenate([c[1] for c in counts])
+        if len(self.groups) > 1:  # the entries in bracket order (a radix sort of the labels): bracket g's are
+            labels = counts[0][2] if len(counts) == 1 else np.concatenate([c[2] for c in counts])
+            inside = inside.take(np.argsort(labels, kind="stable"))  # one slice, at its (#x <= lo) offset
+        sizes = [sum(c[0][g][1] - c[0][g][0] for c in counts) for g in range(len(self.groups))]
+        offsets = np.cumsum([0] + sizes).tolist()
 
         def solve(k: int) -> tuple[dict[int, float], list[int]]:
             out: dict[int, float] = {}
             missed: list[int] = []
             for g in range(k, len(self.groups), lanes):
                 rs, lo, _ = self.groups[g]
-                at_or_below = sum(c[g][0] for c in counts)
-                upto = sum(c[g][1] for c in counts)
+                at_or_below = sum(c[0][g][0] for c in counts)
+                upto = sum(c[0][g][1] for c in counts)
                 below: int | None = None
-                inside = [r - at_or_below for r in rs if at_or_below <= r < upto]
-                if inside:
-                    found = order_statistics(np.concatenate([c[g][2] for c in counts]), inside)
+                held = [r - at_or_below for r in rs if at_or_below <= r < upto]
+                if held:
+                    found = order_statistics(inside[offsets[g]:offsets[g + 1]], held, nonnegative=True)
                 for r in rs:
                     if at_or_below <= r < upto:
                         out[r] = found[r - at_or_below]
@@ -196,7 +216,8 @@ class Selection:
             out.update(part_out)
             missed += part_missed
         if missed:
-            out.update(order_statistics(np.concatenate(parts), missed))
+            out.update(order_statistics(np.concatenate(parts).astype(self.dtype, copy=False), missed,
+                                        nonnegative=True))
         return out
 
 
