@@ -126,3 +126,22 @@ def test_shape_overrides_replace_each_other():
     assert load_scenario(uniform, overrides=["network.width=4"]).sizes == (32, 4, 4, 4, 10)
     with pytest.raises(ScenarioError, match="either `widths`"):
         load_scenario({"network": {"widths": [16, 8]}}, overrides=["network.depth=5"])
+
+
+def test_the_stored_default_scenario_is_the_bundled_yaml_as_read():
+    """`gradscope run` without a file loads gradscope/default_scenario.py (no YAML parser imported): its data and
+    line map are what parse_yaml makes of the bundled file (rewrite it with `python -m gradscope.default_scenario`
+    after editing the YAML), and loading it gives the same scenario as loading the file."""
+    from gradscope import default_scenario
+    from gradscope.scenario import DEFAULT_SCENARIO, bundled_path, load_scenario, parse_yaml
+
+    assert default_scenario.SOURCE == DEFAULT_SCENARIO
+    raw, lines = parse_yaml(bundled_path().read_text(encoding="utf-8"), DEFAULT_SCENARIO)
+    assert raw == default_scenario.RAW and lines == default_scenario.LINES
+    assert repr(raw) == repr(default_scenario.RAW)  # the same types too (1000 stays an int, 1.0e-3 a float)
+    stored, from_file = load_scenario(None), load_scenario(bundled_path())
+    assert stored.to_dict() == from_file.to_dict()
+    assert stored.source == f"<bundled {DEFAULT_SCENARIO}>"
+    before = repr(default_scenario.RAW)
+    load_scenario(None, overrides=["network.depth=3", "seeds=2"])  # overrides work on a copy
+    assert repr(default_scenario.RAW) == before

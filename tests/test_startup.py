@@ -62,7 +62,8 @@ def test_run_imports_no_module_the_default_scenario_does_not_use():
               "gradscope.plot", "gradscope.plot_sweep", "gradscope.render_sweep", "gradscope.schema",
               "gradscope.catalog", "gradscope.executor", "importlib.resources", "zipfile", "matplotlib", "scipy",
               "numpy.polynomial",  # theory's 16-node Hermite rule is stored (gradscope/quadrature)
-              "gradscope.jsontext", "gradscope.csvtext", "json", "csv"}  # the table format: render's are lazy
+              "gradscope.jsontext", "gradscope.csvtext", "json", "csv",  # the table format: render's are lazy
+              "yaml", "gradscope.yamlio"}  # the bundled default is stored parsed (gradscope.default_scenario)
     assert not added & unused, sorted(added & unused)
     assert seen["collecting"] and seen["frozen"] > 0  # the collector, paused for the imports, runs again
 
