@@ -12,6 +12,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from .fasttable import FastTable
 from .report import LayerReport, RunReport
 
 # The CSV and JSON formats, beside the others as render.run_csv, render.to_json, ...: imported when first read
@@ -250,7 +251,7 @@ def residual_table(report: RunReport) -> Table | None:
     rows = residual_rows(report)
     if not rows:
         return None
-    table = Table(title=None, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
+    table = FastTable(title=None, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
                   caption=RESIDUAL_CAPTION, caption_justify="left")
     for head in RESIDUAL_HEADS:
         table.add_column(head, justify="left" if head == "layers" else "right", no_wrap=True)
@@ -298,7 +299,7 @@ def layer_table(report: RunReport, *, title: str | None = None, width: int = 160
     used = sum(max(len(h), *(len(str(r[i])) for r in rows)) + 1 for i, (h, _, _) in enumerate(cols))
     bar_width = max(8, min(BAR_WIDTH, width - used - 1))
     decades = bar_decades(lo, hi)
-    table = Table(title=title, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
+    table = FastTable(title=title, header_style="bold", pad_edge=False, box=None, collapse_padding=True,
                   caption="ratio = ‖∂L/∂W_l‖/‖∂L/∂W_L‖, δ ratio = ‖δ_l‖/‖δ_L‖ (medians over seeds), predicted: "
                           + (f"mean-field; flow bar: log ‖∂L/∂W‖ over {decades} decades, full at {fmt(hi, 2)}, "
                              f"empty at {_decades_below(hi, decades)}" if norms else
@@ -337,7 +338,7 @@ def strip_table(report: RunReport) -> Table:
     lo, hi = (min(values), max(values)) if values else (1.0, 1.0)
     axis = (f"{fmt(lo, 2)} to {fmt(hi, 2)}: · q01–q99  ─ q10–q90  ┃ median" if values
             else "no finite positive |∂L/∂W| quantile in any layer, so no strips")
-    table = Table(title=None, box=None, pad_edge=False, header_style="bold", caption_justify="left",
+    table = FastTable(title=None, box=None, pad_edge=False, header_style="bold", caption_justify="left",
                   caption=f"|∂L/∂W| entries per layer, all seeds, log axis\n{axis}")
     table.add_column("layer", justify="right")
     table.add_column("|g| q01", justify="right", style="dim", no_wrap=True)
@@ -516,7 +517,7 @@ def jacobian_histogram(sv: Any, width: int = 160, floor: float | None = None) ->
         where_one = f"1 is {'above' if pos.max() < 1.0 else 'below'} every bin"
     else:
         where_one = "no positive finite σ"
-    table = Table(title=f"σ of J, log bins ({v.size} values; {where_one})", title_justify="left",
+    table = FastTable(title=f"σ of J, log bins ({v.size} values; {where_one})", title_justify="left",
                   box=None, pad_edge=False, header_style="bold", collapse_padding=True)
     table.add_column("σ in", justify="right", no_wrap=True)
     table.add_column("count", justify="right", no_wrap=True)
@@ -615,7 +616,7 @@ def check_renderable(results: Sequence[Any], *, quiet: bool = False) -> Group:
 def catalog_renderable(cat: dict[str, list[dict[str, Any]]]) -> Group:
     parts: list[Any] = []
     for kind, entries in cat.items():
-        table = Table(title=kind, title_justify="left", title_style="bold", box=None, pad_edge=False,
+        table = FastTable(title=kind, title_justify="left", title_style="bold", box=None, pad_edge=False,
                       header_style="bold")
         table.add_column("name", style="cyan", no_wrap=True)
         table.add_column("description")
@@ -640,7 +641,7 @@ def _small(values: Sequence[float], i: int) -> bool:
 def curve_table(cmp: Any) -> Table:
     labels = list(cmp.labels)
     k = cmp.reports[0].scenario["network"]["output_dim"]
-    table = Table(title=f"output layer: ∂L/∂z of the true class vs its predicted probability p "
+    table = FastTable(title=f"output layer: ∂L/∂z of the true class vs its predicted probability p "
                         f"({max(k, 2)} classes, the others share 1-p)", title_justify="left", box=None,
                   pad_edge=False, header_style="bold", collapse_padding=True,
                   caption="◀ marks a gradient under 1% of the largest at the same p", caption_justify="left")
@@ -664,7 +665,7 @@ def curve_table(cmp: Any) -> Table:
 
 
 def probs_renderable(cmp: Any) -> Table:
-    table = Table(title="loss and ∂L/∂z at the given predictions", title_justify="left", box=None,
+    table = FastTable(title="loss and ∂L/∂z at the given predictions", title_justify="left", box=None,
                   pad_edge=False, header_style="bold", collapse_padding=True)
     table.add_column("prediction ŷ")
     table.add_column("target", justify="right")
@@ -721,7 +722,7 @@ def side_by_side(cmp: Any, width: int = 160) -> Group:
         group = list(range(a, min(a + k, n)))
         title = "per-layer gradients, side by side (medians over seeds)" if k == n else (
             f"per-layer gradients (medians over seeds): {', '.join(labels[v] for v in group)}")
-        table = Table(title=title, title_justify="left", box=None,
+        table = FastTable(title=title, title_justify="left", box=None,
                       pad_edge=False, header_style="bold", collapse_padding=True)
         table.add_column("layer", justify="right", no_wrap=True)
         if show_shape:
@@ -879,7 +880,7 @@ def training_table(report: RunReport, width: int = 160) -> Table:
     cols = _step_columns(len(hist), min(MAX_STEP_COLUMNS, (width - 14) // (cell_w + 1)))
     vals = _positive([layer.median("weight_grad_norm") for h in hist for layer in h.layers])
     lo, hi = (min(vals), max(vals)) if vals else (1.0, 1.0)
-    table = Table(title="median ‖∂L/∂W‖ per layer over training steps (colour: log scale, "
+    table = FastTable(title="median ‖∂L/∂W‖ per layer over training steps (colour: log scale, "
                         f"{fmt(lo, 2)} blue to {fmt(hi, 2)} red)", title_justify="left", box=None, pad_edge=False,
                   header_style="bold", collapse_padding=True)
     table.add_column("layer \\ step", justify="right", no_wrap=True)
@@ -946,7 +947,7 @@ def race_renderable(race: dict[str, Any], width: int = 160) -> Group:
                  for v in per.values() for loss, acc in zip(v["holdout_loss"], v["holdout_accuracy"], strict=False))
     label_w = max(len("variant \\ step"), *(len(lab) for lab in labels))
     cols = _step_columns(len(steps), min(MAX_STEP_COLUMNS, (width - label_w - 1) // (cell_w + 1)))
-    table = Table(title="training race: held-out loss / accuracy (medians over seeds)", title_justify="left",
+    table = FastTable(title="training race: held-out loss / accuracy (medians over seeds)", title_justify="left",
                   box=None, pad_edge=False, header_style="bold", collapse_padding=True)
     table.add_column("variant \\ step", no_wrap=True)
     for c in cols:

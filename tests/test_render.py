@@ -239,3 +239,78 @@ def test_csv_and_markdown_name_each_rows_kind_and_block():
     assert f"| 1 | 2–5 | 1 | {render.fmt(block['delta_norm']['median'])} |" in md
     plain = render.run_csv(api.run(load_scenario(small())))
     assert plain.splitlines()[0].startswith("label,layer,fan_in,fan_out,activation,status,")
+
+
+def _styled(renderable, width: int) -> list[tuple[str, str]]:
+    """Every character a console (colour on) prints for the renderable, with its style."""
+    import io
+
+    console = render.make_console(file=io.StringIO(), width=width)
+    console.force_terminal = True
+    return [(ch, str(seg.style) if seg.style else "none") for seg in console.render(renderable, console.options)
+            if not seg.control for ch in seg.text]
+
+
+def _both(build, width: int, monkeypatch) -> tuple[list, list]:
+    """(rich's Table's characters and styles, FastTable's) for a renderable built twice."""
+    from rich.table import Table
+
+    fast = _styled(build(), width)
+    with monkeypatch.context() as m:
+        m.setattr(render, "FastTable", Table)
+        ref = _styled(build(), width)
+    return ref, fast
+
+
+@pytest.mark.parametrize("width", (40, 80, 120, 160, 240))
+def test_fast_tables_print_what_rich_tables_print(width, default_report, trained, init_race, monkeypatch):
+    """FastTable (gradscope/fasttable.py) lays out the simple tables itself: every report view prints the same
+    characters in the same styles as with rich's Table, wide and narrow (where a table does not fit, rich's own
+    layout is used), right-justified Texts with spaces at either end (training's heat cells) and dim columns."""
+    from gradscope.catalog import catalog
+    from gradscope.jacobian import enable
+
+    jac = api.run(enable(load_scenario(small(widths=[8, 8], seeds=2)), samples=4))
+    long = api.run(load_scenario(small(widths=[12] * 20, seeds=2, activation="tanh")))
+    views = [lambda: render.run_renderable(default_report, width=width),
+             lambda: render.run_renderable(trained, width=width),
+             lambda: render.run_renderable(jac, width=width),
+             lambda: render.run_renderable(long, width=width),
+             lambda: render.run_renderable(api.run(load_scenario(LAYERED)), width=width),
+             lambda: render.compare_renderable(init_race, width=width),
+             lambda: render.race_renderable(init_race.race, width),
+             lambda: render.catalog_renderable(catalog())]
+    for i, build in enumerate(views):
+        ref, fast = _both(build, width, monkeypatch)
+        assert fast == ref, (i, next(k for k, (a, b) in enumerate(zip(ref, fast, strict=False)) if a != b)
+                             if len(ref) == len(fast) else (len(ref), len(fast)))
+
+
+def test_fast_table_lays_out_a_fitting_grid_itself_and_hands_the_rest_to_rich():
+    """The fast path is taken for a borderless one-line grid that fits (no Padding/wrap per cell), and not for
+    one that needs shrinking or has a border: there rich's Table methods run."""
+    import io
+
+    from rich import box
+
+    from gradscope.fasttable import FastTable
+
+    def table(**kw):  # type: ignore[no-untyped-def]
+        t = FastTable(**{"box": None, "pad_edge": False, **kw})
+        t.add_column("a", justify="right")
+        t.add_column("b")
+        t.add_row("1", Text("xyz", style="red"))
+        t.add_row("22", "w")
+        return t
+
+    console = render.make_console(file=io.StringIO(), width=40)
+    assert table()._simple() and not table(box=box.SIMPLE)._simple() and not table(show_header=False)._simple()
+    widths = table()._calculate_column_widths(console, console.options)
+    assert widths == [3, 4]  # "22" and a space; " xyz" (padding (0, 1) each side but at the edges)
+    with console.capture() as cap:
+        console.print(table())
+    assert cap.get() == " a  b  \n 1  xyz\n22  w  \n"  # what rich's Table prints
+    collapsed = table(collapse_padding=True)
+    assert collapsed._calculate_column_widths(console, console.options) == [3, 3]
+    narrow = render.make_console(file=io.StringIO(), width=4)
+    assert sum(table()._calculate_column_widths(narrow, narrow.options)) <= 4  # rich's shrinking
