@@ -26,7 +26,7 @@ class FastTable(Table):
 
     def _simple(self) -> bool:
         """Borderless, a header and no footer, every cell a one-line str or Text, left or right justified,
-        no fixed or bounded column widths, no row styles or section lines: what _fast handles."""
+        no fixed or bounded column widths, no row styles or section lines: what _render lays out itself."""
         if (self.box is not None or not self.show_header or self.show_footer or self.expand or self.show_lines
                 or self.leading or self.row_styles or self.min_width is not None or self.width is not None
                 or len(self.padding) != 4 or self.padding[0] or self.padding[2]
@@ -103,7 +103,7 @@ def _cell_segments(console: Console, cell: str | Text, justify: Any, width: int,
         text = text.copy()
         text.rstrip()
     space = width - cell_len(text.plain)
-    own = style + get_text_style(console, text)
+    own = style + console.get_style(text.style)  # a style name or a Style
     out: list[Segment] = []
     if left:
         out.append(Segment(" " * left, style))
@@ -118,7 +118,3 @@ def _cell_segments(console: Console, cell: str | Text, justify: Any, width: int,
     if right:
         out.append(Segment(" " * right, style))
     return out
-
-
-def get_text_style(console: Console, text: Text) -> Style:
-    return console.get_style(text.style) if isinstance(text.style, str) else text.style

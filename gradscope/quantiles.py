@@ -228,7 +228,7 @@ def select_unsorted(parts: Sequence[np.ndarray], ranks: list[int],
     index k (in threads, say) and returns the results in order; by default one after the other."""
     n = sum(p.size for p in parts)
     if n < SELECT_FROM:
-        return order_statistics(parts[0] if len(parts) == 1 else np.concatenate(parts), ranks)
+        return order_statistics(parts[0] if len(parts) == 1 else np.concatenate(parts), ranks, nonnegative=True)
     plan = Selection(parts, ranks)
     counts = map_parts(lambda k: plan.count(parts[k])) if map_parts else [plan.count(p) for p in parts]
     return plan.values(parts, counts, map_parts)  # type: ignore[arg-type]
