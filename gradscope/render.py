@@ -111,12 +111,15 @@ def log_bar(value: float | None, lo: float, hi: float, width: int = BAR_WIDTH) -
 
 
 def log_strip(q: dict[str, float | None], lo: float, hi: float, width: int = STRIP_WIDTH) -> str:
-    """q01·q10═median═q90·q99 of |g| on a shared log axis: '·' tails, '─' body, '┃' median."""
+    """q01·q10═median═q90·q99 of |g| on a shared log axis: '·' tails, '─' body, '┃' median. A quantile of
+    exactly 0 (dead units' entries: below every positive value) is drawn at the axis's left edge."""
     cells = [" "] * width
 
     def pos(v: float | None) -> int | None:
-        if v is None or not 0 < v < math.inf or not 0 < lo < hi < math.inf:
+        if v is None or not 0 <= v < math.inf or not 0 < lo < hi < math.inf:
             return None
+        if v == 0:
+            return 0
         f = (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
         return min(width - 1, max(0, round(f * (width - 1))))
 
@@ -148,12 +151,32 @@ def header(report: RunReport) -> Text:
     act = acts if isinstance(acts, str) else (acts.get("name") if isinstance(acts, dict) else "per-layer")
     init, loss = _init_loss(sc)
     t = _title_line(report)
-    t.append(f"\n{len(report.layers)} layers {net['input_dim']}→{'→'.join(map(str, net['widths']))}"
-             f"{'→' if net['widths'] else ''}{net['output_dim']}, {act} / {net['output_activation']} output, "
+    t.append(f"\n{len(report.layers)} layers {layer_chain(net['input_dim'], net['widths'], net['output_dim'])}, "
+             f"{act} / {net['output_activation']} output, "
              f"init {init}, loss {loss}, data {sc['data']['kind']} (batch {sc['data']['batch_size']}"
              f"{'' if sc['data']['center'] else ', not centered'}), {sc['seeds']} seeds, {sc['dtype']}",
              style="dim")
     return t
+
+
+CHAIN_MAX = 60  # a layer-size chain longer than this writes each run of 4+ equal widths as count×width
+
+
+def layer_chain(n_in: int, widths: Sequence[int], n_out: int) -> str:
+    """'32→64→64→10'; in a long chain each run of 4+ equal hidden widths is written count×width,
+    '128→50×128→10' (50 hidden layers of 128), so that it wraps between sizes, never inside a number."""
+    full = "→".join(map(str, [n_in, *widths, n_out]))
+    if len(full) <= CHAIN_MAX:
+        return full
+    parts: list[str] = [str(n_in)]
+    i = 0
+    while i < len(widths):
+        j = i
+        while j < len(widths) and widths[j] == widths[i]:
+            j += 1
+        parts += [f"{j - i}×{widths[i]}"] if j - i >= 4 else [str(widths[i])] * (j - i)
+        i = j
+    return "→".join([*parts, str(n_out)])
 
 
 def _title_line(report: RunReport) -> Text:
@@ -336,7 +359,9 @@ def strip_table(report: RunReport) -> Table:
     """The distribution of |∂L/∂W| entries per layer on one shared log axis."""
     values = _positive([v for lay in report.layers for k, v in lay.grad_quantiles.items() if k in ("q01", "q99")])
     lo, hi = (min(values), max(values)) if values else (1.0, 1.0)
-    axis = (f"{fmt(lo, 2)} to {fmt(hi, 2)}: · q01–q99  ─ q10–q90  ┃ median" if values
+    zero = any(v == 0 for lay in report.layers for v in lay.grad_quantiles.values())
+    axis = (f"{fmt(lo, 2)} to {fmt(hi, 2)}: · q01–q99  ─ q10–q90  ┃ median"
+            + ("; a quantile of exactly 0 at the left edge" if zero else "") if values
             else "no finite positive |∂L/∂W| quantile in any layer, so no strips")
     table = FastTable(title=None, box=None, pad_edge=False, header_style="bold", caption_justify="left",
                   caption=f"|∂L/∂W| entries per layer, all seeds, log axis\n{axis}")
@@ -619,8 +644,8 @@ def catalog_renderable(cat: dict[str, list[dict[str, Any]]]) -> Group:
         table = FastTable(title=kind, title_justify="left", title_style="bold", box=None, pad_edge=False,
                       header_style="bold")
         table.add_column("name", style="cyan", no_wrap=True)
-        table.add_column("description")
-        table.add_column("parameters (default)", style="dim")
+        table.add_column("description", overflow="fold")  # a formula longer than the column folds, is not cut
+        table.add_column("parameters (default)", style="dim", overflow="fold")
         for e in entries:
             name = e["name"] + (f" ({', '.join(e['aliases'])})" if e["aliases"] else "")
             ps = ", ".join(f"{k}={v['default']}" for k, v in e["params"].items())

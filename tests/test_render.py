@@ -314,3 +314,39 @@ def test_fast_table_lays_out_a_fitting_grid_itself_and_hands_the_rest_to_rich():
     assert collapsed._calculate_column_widths(console, console.options) == [3, 3]
     narrow = render.make_console(file=io.StringIO(), width=4)
     assert sum(table()._calculate_column_widths(narrow, narrow.options)) <= 4  # rich's shrinking
+
+
+def test_a_long_layer_chain_shortens_runs_and_never_wraps_inside_a_number():
+    """The header's size chain: as given when short; a 50-layer net's runs of equal widths as count×width, so
+    that an 80-column header wraps between sizes (it had split '128' over two lines)."""
+    assert render.layer_chain(32, [64] * 8, 10) == "32→64→64→64→64→64→64→64→64→10"
+    assert render.layer_chain(128, [128] * 50, 10) == "128→50×128→10"
+    assert render.layer_chain(8, [300] * 3 + [20] * 12 + [7] * 5, 2) == "8→300→300→300→12×20→5×7→2"
+    rep = api.run(load_scenario(small(widths=[128] * 50, seeds=2, input_dim=128)))
+    lines = _text(render.header(rep), 80).splitlines()
+    assert "128→50×128→3," in lines[1]
+    assert not any(re.search(r"\d$", a) and re.match(r"\s*\d", b) for a, b in zip(lines, lines[1:], strict=False))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_list_cuts_nothing(width):
+    """`gradscope list` at 80 columns had cut four init formulas with '…': long formulas fold instead."""
+    from gradscope.catalog import catalog
+
+    out = _text(render.catalog_renderable(catalog()), width)
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
+    assert "√(6/(fan_in+fan_o" in out.replace("\n", "")
+
+
+def test_a_zero_quantile_is_drawn_at_the_left_edge():
+    """Dead ReLU units give |∂L/∂W| quantiles of exactly 0, below every positive value of the log axis: the
+    strip starts at the axis's left edge (rows of such layers had been blank) and the caption says so."""
+    q = {"q01": 0.0, "q10": 0.0, "q50": 0.0, "q90": 1e-3, "q99": 1e-2}
+    strip = render.log_strip(q, 1e-6, 1e-2, 20)
+    assert strip[0] == "┃" and strip[1:13] == "─" * 12 and strip[-1] == "·", strip
+    assert render.log_strip({**q, "q01": 1e-6, "q10": 1e-5, "q50": 1e-4}, 1e-6, 1e-2, 20)[0] == "·"
+    rep = api.run(load_scenario(small(widths=[16] * 6, activation="relu", seeds=2, input_dim=8)))
+    assert any(v == 0 for lay in rep.layers for v in lay.grad_quantiles.values())  # dead units here
+    assert "exactly 0 at the left edge" in _text(render.strip_table(rep), 160).replace("\n", " ")
+    tanh = api.run(load_scenario(small(seeds=2)))
+    assert "left edge" not in _text(render.strip_table(tanh), 160).replace("\n", " ")
